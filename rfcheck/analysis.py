@@ -1,0 +1,223 @@
+"""analyze(): trace a model and turn the graph into a :class:`Report`."""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Optional, Sequence, Union
+
+import torch
+
+from .errors import RFCheckError, TraceError
+from .report import COUNT_KEYS, Layer, ModelRF, Params, Report
+from .state import TensorState
+from .tracer import Graph, Node, trace
+
+_PASS_THROUGH_KINDS = {"pointwise"}
+
+
+def analyze(model: torch.nn.Module, input_size: Optional[Sequence[int]] = None,
+            inputs: Union[torch.Tensor, Sequence[torch.Tensor], None] = None,
+            rf_at: Optional[str] = None, name: Optional[str] = None) -> Report:
+    """Receptive field, jump, output size and parameters of every layer of ``model``.
+
+    ``input_size`` is one sample's size, channels first and without the batch dim
+    (``(3, 32, 32)``; ``(2, 128)`` for 1D, ``(2, 8, 32, 32)`` for 3D).  Or pass example
+    ``inputs`` (only their shapes are used).  Nothing is computed and the model is not changed.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise RFCheckError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    metas = _meta_inputs(input_size, inputs)
+    size = tuple(metas[0].shape[1:])
+    try:
+        graph = trace(model, metas)
+    except TraceError as e:
+        raise TraceError(_layout_hint(str(e), size)) from e.__cause__
+    if not graph.outputs:
+        raise RFCheckError("the model's output does not depend on its input (nothing to analyse)")
+    return build_report(graph, name or type(model).__name__, size, rf_at)
+
+
+def _meta_inputs(input_size, inputs) -> list[torch.Tensor]:
+    if inputs is not None:
+        ts = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+        if not ts or not all(isinstance(t, torch.Tensor) for t in ts):
+            raise RFCheckError("inputs must be a tensor or a sequence of tensors")
+        if ts[0].ndim < 3:
+            raise RFCheckError(f"example input of shape {tuple(ts[0].shape)}: expected N, C and at least one "
+                               "spatial dim")
+        return [torch.empty(t.shape, dtype=t.dtype if t.is_floating_point() else torch.float32, device="meta")
+                for t in ts]
+    if input_size is None:
+        input_size = (3, 32, 32)
+    try:
+        size = tuple(int(s) for s in input_size)
+    except (TypeError, ValueError):
+        raise RFCheckError(f"input size {input_size!r}: expected integers C,H,W (channels first)") from None
+    if len(size) < 2 or any(s < 1 for s in size):
+        raise RFCheckError(f"input size {','.join(map(str, size))}: expected channels then 1 to 3 spatial "
+                           "sizes, all >= 1 (e.g. 3,32,32)")
+    return [torch.empty((1,) + size, device="meta")]
+
+
+def _layout_hint(msg: str, size: tuple[int, ...]) -> str:
+    m = re.search(r"to have (\d+) channels, but got (\d+) channels", msg)
+    if m and len(size) >= 3 and size[-1] == int(m.group(1)) and size[0] != int(m.group(1)):
+        fixed = ",".join(map(str, (size[-1],) + size[:-1]))
+        return (f"input size {','.join(map(str, size))} looks channels-last; rfcheck expects channels first "
+                f"(C,H,W): try --input-size {fixed} ({msg})")
+    return msg
+
+
+def _axes(state: TensorState) -> list[int]:
+    return sorted(state.geo)
+
+
+def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
+                 rf_at: Optional[str] = None) -> Report:
+    nodes = graph.nodes
+    by_index = {n.index: n for n in nodes}
+    layers = [_layer(n, nodes) for n in nodes[1:]]
+    warnings: list[str] = []
+    unknown_seen = False
+    for n in nodes[1:]:
+        for w in n.warnings:
+            if w not in warnings:
+                warnings.append(w)
+        if n.unknown:
+            how = "; ".join(n.notes) or "no rule"
+            warnings.append(f"unknown op at {n.name} ({n.type}): {how}. Layers that depend on it are marked "
+                            "not exact and their RF is a guess (a lower bound if the op only reads its own "
+                            "position); register a rule with rfcheck.register_function/register_module")
+            unknown_seen = True
+        if n.info.get("partial_global") and all(s == 1 for s in _spatial_out(n)):
+            parts = n.info["partial_global"]
+            seen = " x ".join(f"{c} of {s}" for _, c, s in parts)
+            warnings.append(f"{n.name} ({n.type}) reduces the map to {'x'.join('1' for _ in parts)} but its window "
+                            f"covers only {seen} positions: it is not a global pool (units outside the window "
+                            "are never seen); use AdaptiveAvgPool to 1 or a kernel equal to the map size")
+        if n.info.get("gating"):
+            warnings.append(f"{n.name} ({n.type}) mixes a globally pooled branch into the feature map (squeeze-"
+                            "and-excitation style gating): through it every unit technically sees the whole "
+                            "input; the RF reported counts the convolutional path, as other tools do")
+        if n.info.get("kind") == "conv" and all(k == 1 for k in n.info["kernel"]) and any(n.info["padding"]):
+            warnings.append(f"{n.name} ({n.type}) is a 1x1 conv with padding {_fmt_tuple(n.info['padding'])}: "
+                            "it adds a border of padding-only units and grows the map by 2*padding")
+    if graph.unused_params:
+        shown = ", ".join(graph.unused_params[:5]) + (" ..." if len(graph.unused_params) > 5 else "")
+        warnings.append(f"{len(graph.unused_params)} parameter tensor(s) are not used in forward but are counted "
+                        f"in the total: {shown}")
+    out_index, out_state = graph.outputs[0]
+    rf = _model_rf(out_index, out_state, nodes, by_index, rf_at, layers)
+    if rf.gated and not any("gating" in w for w in warnings):
+        pass
+    counts = _counts(nodes)
+    report = Report(model=model_name, input_size=input_size,
+                    params=Params(graph.params_total, graph.params_trainable, list(graph.unused_params)),
+                    rf=rf, layers=layers, counts=counts, warnings=warnings,
+                    macs=sum(l.macs for l in layers), exact=out_state.exact and not unknown_seen)
+    return report
+
+
+def _spatial_out(n: Node) -> list[int]:
+    shape = n.shapes[0]
+    return [shape[j] for j, d in enumerate(n.state.dims) if d.kind == "spatial"]
+
+
+def _layer(n: Node, nodes: list[Node]) -> Layer:
+    st = n.state
+    axes = _axes(st)
+    envs = [st.geo[a].env for a in axes]
+    shorts = [st.geo[a].short for a in axes]
+    info = n.info
+    return Layer(
+        name=n.name, type=n.type, output_shape=tuple(n.shapes[0][1:]) if n.shapes[0] else (),
+        params=n.params, macs=n.macs,
+        rf=tuple(e.size_max for e in envs), rf_min=tuple(s.size_min for s in shorts),
+        jump=tuple(e.jump for e in envs), start=tuple(e.start for e in envs),
+        is_global=n.is_global, exact=st.exact, unknown=n.unknown,
+        phase_dependent=any(e.phase_dependent for e in envs),
+        kernel=info.get("kernel"), stride=info.get("stride"), padding=info.get("padding"),
+        dilation=info.get("dilation"), groups=info.get("groups"),
+        inputs=[nodes[i].name for i in n.inputs], shared_params=n.shared_params, notes=list(n.notes),
+        kind=info.get("kind"),
+    )
+
+
+def _model_rf(out_index: int, st: TensorState, nodes: list[Node], by_index: dict[int, Node],
+              rf_at: Optional[str], layers: list[Layer]) -> ModelRF:
+    if rf_at is not None:
+        match = [n for n in nodes[1:] if n.name == rf_at]
+        if not match:
+            close = [n.name for n in nodes[1:] if rf_at in n.name][:8]
+            hint = f"; similar: {', '.join(close)}" if close else ""
+            raise RFCheckError(f"--rf-at {rf_at}: no such layer{hint} (see the table's name column)")
+        n = match[0]
+        geo = [n.state.geo[a] for a in _axes(n.state)]
+        return ModelRF(tuple(g.env.size_max for g in geo), n.name, n.state.exact,
+                       min=tuple(g.short.size_min for g in geo), jump=tuple(g.env.jump for g in geo))
+    geo = [st.geo[a] for a in _axes(st)]
+    if geo and all(g.global_at is not None for g in geo):
+        befores = [g.before for g in geo]
+        at_nodes = [by_index[g.global_at] for g in geo]
+        names = sorted({n.name for n in at_nodes}, key=lambda s: [n.name for n in nodes].index(s))
+        return ModelRF(tuple(b.env.size_max for b in befores), ", ".join(names), st.exact,
+                       min=tuple(b.short.size_min for b in befores), jump=tuple(b.env.jump for b in befores),
+                       with_global=tuple(g.env.size_max for g in geo), global_layer=", ".join(names),
+                       gated=any(b.gated for b in befores))
+    return ModelRF(tuple(g.env.size_max for g in geo), nodes[out_index].name, st.exact,
+                   min=tuple(g.short.size_min for g in geo), jump=tuple(g.env.jump for g in geo),
+                   gated=any(g.gated for g in geo))
+
+
+def _counts(nodes: list[Node]) -> dict[str, int]:
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    consumers: dict[int, list[Node]] = {}
+    for n in nodes[1:]:
+        for i in set(n.inputs):
+            consumers.setdefault(i, []).append(n)
+    for n in nodes[1:]:
+        kind = n.info.get("kind")
+        if kind in ("conv", "conv_transpose") and any(d > 1 for d in n.info["dilation"]):
+            counts["dilated"] += 1
+        if kind == "conv_transpose":
+            counts["transposed"] += 1
+        if kind == "max_pool":
+            counts["max_pool"] += 1
+        if kind == "linear":
+            counts["linear"] += 1
+        if n.is_global and n.info.get("global_kind") == "avg" and all(
+                g.global_at is not None for g in n.state.geo.values()):
+            counts["gap"] += 1
+        if is_depthwise(n):
+            counts["depthwise"] += 1
+            if separable_partner(n, consumers) is not None:
+                counts["depthwise_separable"] += 1
+    return counts
+
+
+def is_depthwise(n: Node) -> bool:
+    info = n.info
+    return (info.get("kind") == "conv" and info["groups"] > 1 and info["groups"] == info["in_channels"])
+
+
+def separable_partner(n: Node, consumers: dict[int, list[Node]]) -> Optional[Node]:
+    """The 1x1 conv a depthwise conv feeds through only BN/activation/dropout, if any."""
+    if not any(k > 1 for k in n.info["kernel"]):
+        return None
+    cur = n
+    while True:
+        nxt = consumers.get(cur.index, [])
+        if len(nxt) != 1:
+            return None
+        c = nxt[0]
+        kind = c.info.get("kind")
+        if kind == "conv":
+            ok = all(k == 1 for k in c.info["kernel"]) and c.info["groups"] == 1
+            return c if ok else None
+        if kind != "pointwise" or len(set(c.inputs)) != 1:
+            return None
+        cur = c
+
+
+def _fmt_tuple(t) -> str:
+    return "x".join(str(v) for v in t)

@@ -1,0 +1,198 @@
+"""The view a transfer rule gets of one traced call, and the helpers rules build results with."""
+from __future__ import annotations
+
+from dataclasses import replace
+from math import prod
+from typing import Any, Iterable, Optional, Sequence
+
+import torch
+
+from .geometry import AxisGeo, Envelope, merge_axis, sliding
+from .state import FLAT, NO_AXES, NONE, PART, SPATIAL, Dim, TensorState
+
+
+class Call:
+    """One op (a torch function or a module with a registered rule) as the analyzer saw it.
+
+    ``args``/``kwargs`` hold meta tensors; ``inputs`` the states of the traced tensors among
+    them (in argument order), ``outputs`` the tensor outputs.  Rules read these, fill
+    ``info`` (kernel, stride, kind ...) and return the output state(s)."""
+
+    def __init__(self, name: str, op: str, args: tuple, kwargs: dict, tracked: list[torch.Tensor],
+                 inputs: list[TensorState], input_names: list[str], outputs: list[torch.Tensor],
+                 module: Optional[torch.nn.Module] = None):
+        self.name, self.op, self.args, self.kwargs = name, op, args, kwargs
+        self.tracked, self.inputs, self.input_names, self.outputs = tracked, inputs, input_names, outputs
+        self.module = module
+        self.index = -1  # the index the node will get; global reductions are recorded by it
+        self.info: dict[str, Any] = {}
+        self.macs = 0
+        self.exact = True
+        self.unknown = False
+        self.is_global = False
+        self.notes: list[str] = []
+        self.warnings: list[str] = []
+
+    # -- reading arguments -------------------------------------------------------------
+    @property
+    def data(self) -> torch.Tensor:
+        return self.tracked[0]
+
+    @property
+    def state(self) -> TensorState:
+        return self.inputs[0]
+
+    @property
+    def out(self) -> torch.Tensor:
+        return self.outputs[0]
+
+    def bind(self, names: Sequence[str], **defaults: Any) -> dict[str, Any]:
+        bound = dict(defaults)
+        bound.update(zip(names, self.args))
+        bound.update(self.kwargs)
+        return bound
+
+    # -- building results --------------------------------------------------------------
+    def note(self, text: str, exact: bool = True) -> None:
+        self.notes.append(text)
+        self.exact = self.exact and exact
+
+    def window(self, windows: dict[int, Envelope], out: Optional[torch.Tensor] = None,
+               state: Optional[TensorState] = None, collapse_if_whole: bool = False,
+               dense: bool = True) -> TensorState:
+        """Apply a sliding window per tensor dim (negative dims allowed) to the input state.
+        With ``collapse_if_whole`` a window that yields one unit covering the whole map is a
+        global reduction (pooling to 1)."""
+        out = self.out if out is None else out
+        st = self.state if state is None else state
+        geo = dict(st.geo)
+        dims = list(st.dims)
+        for j, w in windows.items():
+            j = j % len(dims)
+            d = dims[j]
+            if d.kind == SPATIAL:
+                ax = d.axis
+                g = geo[ax]
+                n_out = out.shape[j]
+                if collapse_if_whole and n_out == 1 and dense:
+                    iv = w.at(0)
+                    if iv[0] <= 0 and iv[1] >= g.size - 1:
+                        geo[ax] = g.collapse(self.index)
+                        self.is_global = True
+                        continue
+                    self.info.setdefault("partial_global", []).append((ax, iv[1] - max(iv[0], 0) + 1, g.size))
+                geo[ax] = g.apply(w, n_out)
+            elif d.axes:
+                self.note(f"window over a {d.kind} dim holding spatial axes {sorted(d.axes)} is not modelled",
+                          exact=False)
+        return TensorState(tuple(dims), geo, st.exact and self.exact)
+
+    def sliding(self, kernel: Sequence[int], stride: Optional[Sequence[int]] = None,
+                padding: Optional[Sequence[int]] = None, dilation: Optional[Sequence[int]] = None) -> TensorState:
+        """Convenience for user rules: a conv/pool window on the last len(kernel) dims."""
+        n = len(kernel)
+        stride = stride or (1,) * n
+        padding = padding or (0,) * n
+        dilation = dilation or (1,) * n
+        return self.window({i - n: sliding(kernel[i], stride[i], padding[i], dilation[i]) for i in range(n)})
+
+    def merge(self, out: Optional[torch.Tensor] = None) -> TensorState:
+        """Pointwise op over all traced inputs, broadcast to the output shape."""
+        out = self.out if out is None else out
+        n = out.ndim
+        dims: list[Dim] = []
+        for j in range(n):
+            chosen, full = NO_AXES, False
+            for t, st in zip(self.tracked, self.inputs):
+                k = j - (n - t.ndim)
+                if k < 0 or not st.dims[k].axes:
+                    continue
+                is_full = t.shape[k] == out.shape[j]
+                if chosen is NO_AXES or (is_full and not full):
+                    chosen, full = st.dims[k], is_full
+            dims.append(chosen)
+        branches: dict[int, list[tuple[str, AxisGeo]]] = {}
+        for nm, st in zip(self.input_names, self.inputs):
+            for ax, g in st.geo.items():
+                branches.setdefault(ax, []).append((nm, g))
+        geo: dict[int, AxisGeo] = {}
+        exact = all(st.exact for st in self.inputs)
+        for ax, lst in branches.items():
+            if len(lst) == 1:
+                geo[ax] = lst[0][1]
+                continue
+            size = next((out.shape[j] for j, d in enumerate(dims) if d.kind == SPATIAL and d.axis == ax),
+                        max(g.size for _, g in lst))
+            g, warns, ok = merge_axis(lst, size, self.name)
+            geo[ax] = g
+            exact = exact and ok
+            for w in warns:
+                if w not in self.warnings:
+                    self.warnings.append(w)
+            if g.gated and not any(b.gated for _, b in lst if b.global_at is None):
+                self.info["gating"] = True
+        # a dim that only carried a broadcast (size-1) spatial dim may have grown; keep sizes right
+        for j, d in enumerate(dims):
+            if d.kind == SPATIAL and d.axis in geo and geo[d.axis].global_at is None:
+                geo[d.axis] = replace(geo[d.axis], size=out.shape[j])
+        return TensorState(tuple(dims), geo, exact and self.exact)
+
+    def collapse(self, dims: Iterable[int], keep: bool, state: Optional[TensorState] = None,
+                 kind: str = "other") -> TensorState:
+        """A reduction or mixing over tensor dims: the spatial axes they hold become global."""
+        st = self.state if state is None else state
+        nd = len(st.dims)
+        red = sorted({d % nd for d in dims})
+        geo = dict(st.geo)
+        for j in red:
+            d = st.dims[j]
+            if d.kind == PART:
+                self.note("reduction over part of a spatial axis (after a view split it) is not modelled; "
+                          "treated as global", exact=False)
+            for ax in d.axes:
+                if geo[ax].global_at is None:
+                    self.is_global = True
+                geo[ax] = geo[ax].collapse(self.index)
+        if self.is_global:
+            self.info["global_kind"] = kind
+        new_dims = [d for j, d in enumerate(st.dims) if keep or j not in red]
+        return TensorState(tuple(new_dims), geo, st.exact and self.exact)
+
+    def with_dims(self, dims: Sequence[Dim], state: Optional[TensorState] = None) -> TensorState:
+        st = self.state if state is None else state
+        return TensorState(tuple(dims), dict(st.geo), st.exact and self.exact)
+
+    def unknown_result(self, reason: str) -> list[TensorState]:
+        """No rule: keep going with a guess that is marked as not exact, never silently."""
+        self.unknown = True
+        self.exact = False
+        self.notes.append(reason)
+        results = []
+        for out in self.outputs:
+            same_rank = [st for t, st in zip(self.tracked, self.inputs) if t.ndim == out.ndim]
+            if same_rank and all(t.shape == out.shape for t in self.tracked if t.ndim == out.ndim):
+                st = self.merge(out)
+            elif same_rank:
+                base_t = next(t for t in self.tracked if t.ndim == out.ndim)
+                st0 = same_rank[0]
+                from .geometry import adaptive
+                wins = {j: adaptive(base_t.shape[j], out.shape[j]) for j, d in enumerate(st0.dims)
+                        if d.kind == SPATIAL and base_t.shape[j] != out.shape[j] and out.shape[j] > 0}
+                st = self.window(wins, out=out, state=st0)
+            else:
+                st0 = self.inputs[0]
+                st = TensorState(tuple(NO_AXES for _ in out.shape), dict(st0.geo), False)
+            st.exact = False
+            results.append(st)
+        return results
+
+
+def tup(v: Any, n: int) -> tuple:
+    if isinstance(v, (list, tuple, torch.Size)):
+        v = tuple(v)
+        return v if len(v) == n else (v * n if len(v) == 1 else v)
+    return (v,) * n
+
+
+def numel(shape: Sequence[int]) -> int:
+    return prod(shape)

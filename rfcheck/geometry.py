@@ -1,0 +1,279 @@
+"""Exact per-axis receptive-field geometry.
+
+An :class:`Envelope` says, for every output index ``o`` of one axis, which interval of
+*input* indices ``[lo(o), hi(o)]`` the unit depends on.  It is periodic:
+``lo(o + period) = lo(o) + shift``, so the jump is ``shift / period`` (a fraction after
+transposed convs or upsampling) and the receptive field may differ from phase to phase.
+Composing envelopes is exact because every op we model has monotone windows.
+
+Coordinates are those of the input pixel centres (0, 1, 2, ...) on an unbounded input, the
+convention of the Distill article and of all RF tools: padding does not shrink the RF.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from math import ceil, floor, gcd
+from typing import Callable, Optional, Sequence
+
+Interval = Optional[tuple[int, int]]
+
+
+def _lcm(a: int, b: int) -> int:
+    return a * b // gcd(a, b)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    period: int
+    shift: int
+    lo: tuple[Optional[int], ...]
+    hi: tuple[Optional[int], ...]
+
+    # -- evaluation -----------------------------------------------------------------
+    def at(self, o: int) -> Interval:
+        q, r = divmod(o, self.period)
+        lo = self.lo[r]
+        if lo is None:
+            return None
+        return lo + q * self.shift, self.hi[r] + q * self.shift
+
+    @property
+    def jump(self) -> Fraction:
+        return Fraction(self.shift, self.period)
+
+    def sizes(self) -> list[int]:
+        return [h - l + 1 for l, h in zip(self.lo, self.hi) if l is not None]
+
+    @property
+    def size_max(self) -> int:
+        return max(self.sizes(), default=0)
+
+    @property
+    def size_min(self) -> int:
+        return min(self.sizes(), default=0)
+
+    @property
+    def start(self) -> Optional[Fraction]:
+        """Centre of output unit 0's RF in input coordinates."""
+        iv = self.at(0)
+        return None if iv is None else Fraction(iv[0] + iv[1], 2)
+
+    @property
+    def phase_dependent(self) -> bool:
+        return len(set(self.sizes())) > 1 or any(l is None for l in self.lo)
+
+    # -- algebra --------------------------------------------------------------------
+    def compose(self, layer: "Envelope") -> "Envelope":
+        """``self`` maps a layer's input index to model-input intervals; ``layer`` maps the
+        layer's output index to its input interval.  Returns output index -> model input."""
+        period = layer.period * self.period // gcd(layer.shift, self.period)
+        steps = period // layer.period * layer.shift  # layer-input advance per new period
+        shift = steps // self.period * self.shift
+        los: list[Optional[int]] = []
+        his: list[Optional[int]] = []
+        for o in range(period):
+            w = layer.at(o)
+            first = last = None
+            if w is not None:
+                a, b = w
+                for i in range(a, min(b, a + self.period - 1) + 1):
+                    first = self.at(i)
+                    if first is not None:
+                        break
+                for i in range(b, max(a, b - self.period + 1) - 1, -1):
+                    last = self.at(i)
+                    if last is not None:
+                        break
+            if first is None or last is None:
+                los.append(None)
+                his.append(None)
+            else:
+                los.append(first[0])
+                his.append(last[1])
+        return Envelope(period, shift, tuple(los), tuple(his)).normalized()
+
+    def union(self, other: "Envelope") -> "Envelope":
+        """Bounding interval of two paths with the same jump (a merge of aligned branches)."""
+        if self.jump != other.jump:
+            raise ValueError("union of envelopes with different jumps")
+        period = _lcm(self.period, other.period)
+        shift = self.shift * (period // self.period)
+        los, his = [], []
+        for o in range(period):
+            a, b = self.at(o), other.at(o)
+            if a is None or b is None:
+                iv = a or b
+                los.append(None if iv is None else iv[0])
+                his.append(None if iv is None else iv[1])
+            else:
+                los.append(min(a[0], b[0]))
+                his.append(max(a[1], b[1]))
+        return Envelope(period, shift, tuple(los), tuple(his)).normalized()
+
+    def normalized(self) -> "Envelope":
+        p = self.period
+        for d in range(1, p):
+            if p % d or (self.shift * d) % p:
+                continue
+            s = self.shift * d // p
+            if all(_shifted(self.lo[o], s) == self.lo[o + d] and _shifted(self.hi[o], s) == self.hi[o + d]
+                   for o in range(p - d)):
+                return Envelope(d, s, self.lo[:d], self.hi[:d])
+        return self
+
+
+def _shifted(v: Optional[int], s: int) -> Optional[int]:
+    return None if v is None else v + s
+
+
+IDENTITY = Envelope(1, 1, (0,), (0,))
+
+
+# -- layer windows (output index -> layer-input interval) ------------------------------
+def sliding(kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> Envelope:
+    """Conv / pooling window: output o reads inputs o*s - p ... o*s - p + d*(k-1)."""
+    return Envelope(1, stride, (-padding,), (-padding + dilation * (kernel - 1),))
+
+
+def transposed(kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> Envelope:
+    """ConvTranspose: output o = i*s - p + k*d; each phase of o sees its own set of inputs."""
+    los: list[Optional[int]] = []
+    his: list[Optional[int]] = []
+    for o in range(stride):
+        ins = [(o + padding - k * dilation) // stride for k in range(kernel)
+               if (o + padding - k * dilation) % stride == 0]
+        los.append(min(ins) if ins else None)
+        his.append(max(ins) if ins else None)
+    return Envelope(stride, 1, tuple(los), tuple(his)).normalized()
+
+
+def crop(offset: int, step: int = 1) -> Envelope:
+    """Slicing / padding: output o is input offset + o*step."""
+    return Envelope(1, step, (offset,), (offset,))
+
+
+def whole(size: int) -> Envelope:
+    """A window over the whole map (a global reduction)."""
+    return Envelope(1, max(size, 1), (0,), (size - 1,))
+
+
+def periodic(ratio: Fraction, window: Callable[[int], Interval]) -> Envelope:
+    """Resampling with ``ratio`` input units per output unit; ``window(o)`` gives the
+    input interval of output ``o`` (exact arithmetic), evaluated over one period."""
+    ratio = Fraction(ratio)
+    period, shift = ratio.denominator, ratio.numerator
+    los, his = [], []
+    for o in range(period):
+        iv = window(o)
+        los.append(None if iv is None else iv[0])
+        his.append(None if iv is None else iv[1])
+    return Envelope(period, shift, tuple(los), tuple(his)).normalized()
+
+
+def adaptive(in_size: int, out_size: int) -> Envelope:
+    """Adaptive pooling: output o covers floor(o*n/m) ... ceil((o+1)*n/m) - 1."""
+    return periodic(Fraction(in_size, out_size),
+                    lambda o: (floor(Fraction(o * in_size, out_size)),
+                               ceil(Fraction((o + 1) * in_size, out_size)) - 1))
+
+
+def interpolation(mode: str, scale: Fraction, align_corners: bool = False) -> Envelope:
+    """torch.nn.functional.interpolate's sampling, ``scale`` = input units per output unit
+    (the value PyTorch computes: 1/scale_factor, or in/out, or (in-1)/(out-1) with
+    align_corners).  Taps whose weight is exactly zero are not dependencies."""
+    scale = Fraction(scale)
+
+    def src(o: int) -> Fraction:
+        if align_corners:
+            return o * scale
+        return (o + Fraction(1, 2)) * scale - Fraction(1, 2)
+
+    def window(o: int) -> Interval:
+        if mode == "nearest":
+            i = floor(o * scale)
+            return i, i
+        if mode == "nearest-exact":
+            i = floor((o + Fraction(1, 2)) * scale)
+            return i, i
+        s = src(o)
+        i = floor(s)
+        exact_tap = s == i
+        if mode in ("linear", "bilinear", "trilinear"):
+            return (i, i) if exact_tap else (i, i + 1)
+        if mode == "bicubic":
+            return (i, i) if exact_tap else (i - 1, i + 2)
+        raise ValueError(mode)
+
+    return periodic(scale, window)
+
+
+# -- per-axis state ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class AxisGeo:
+    """What one spatial axis of a tensor knows about the model input.
+
+    ``env``: union over all paths (the RF); ``short``: the path with the smallest RF;
+    ``size``: current extent of the axis; ``global_at``/``before``: set once a global
+    reduction consumed the axis (``before`` is the geometry at that reduction's input);
+    ``gated``: the axis was multiplied/added with a globally pooled branch (SE gating).
+    """
+    env: Envelope
+    short: Envelope
+    size: int
+    global_at: Optional[int] = None  # index of the layer that reduced the axis
+    before: Optional["AxisGeo"] = None
+    gated: bool = False
+
+    @classmethod
+    def input(cls, size: int) -> "AxisGeo":
+        return cls(IDENTITY, IDENTITY, size)
+
+    def apply(self, window: Envelope, size: int) -> "AxisGeo":
+        return replace(self, env=self.env.compose(window), short=self.short.compose(window), size=size)
+
+    def collapse(self, at: int) -> "AxisGeo":
+        if self.global_at is not None:  # already global: the first reduction stays the one
+            return replace(self, env=self.env.compose(whole(self.size)), size=1)
+        w = whole(self.size)
+        return replace(self, env=self.env.compose(w), short=self.short.compose(w), size=1,
+                       global_at=at, before=self)
+
+
+def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int, at: str) -> tuple[AxisGeo, list[str], bool]:
+    """Combine one axis over the inputs of a merge (add, mul, cat, ...).
+
+    Returns (geometry, warnings, exact).  Globally reduced inputs (SE gating) do not end
+    the spatial path: they set ``gated``."""
+    spatial = [(n, g) for n, g in branches if g.global_at is None]
+    pooled = [(n, g) for n, g in branches if g.global_at is not None]
+    warnings: list[str] = []
+    exact = True
+    group = spatial or pooled
+    (n0, g0) = group[0]
+    env, short = g0.env, g0.short
+    for n, g in group[1:]:
+        if g.env.jump != env.jump or g.env.start != env.start:
+            if spatial:
+                warnings.append(
+                    f"misaligned merge at {at}: branch {n0} has jump {_fmt(env.jump)} and RF centre "
+                    f"{_fmt(env.start)}, branch {n} has jump {_fmt(g.env.jump)} and RF centre {_fmt(g.env.start)}")
+        if g.env.jump == env.jump:
+            env = env.union(g.env)
+        else:
+            exact = False
+            if g.env.size_max > env.size_max:
+                env = g.env
+        if g.short.size_max < short.size_max:
+            short = g.short
+    gated = bool(spatial and pooled) or any(g.gated for _, g in branches)
+    if spatial:
+        return AxisGeo(env, short, size, gated=gated), warnings, exact
+    best_before = max((g.before for _, g in pooled), key=lambda b: b.env.size_max)
+    return AxisGeo(env, short, size, global_at=g0.global_at, before=best_before, gated=gated), warnings, exact
+
+
+def _fmt(v: Optional[Fraction]) -> str:
+    if v is None:
+        return "none"
+    return str(v.numerator) if v.denominator == 1 else f"{float(v):g}"

@@ -1,0 +1,650 @@
+"""The rule table: torch function names and module types -> transfer functions.
+
+A rule takes a :class:`~rfcheck.call.Call` and returns the output :class:`TensorState`
+(or one per tensor output).  Functions are keyed by their ``__name__`` (``conv2d`` covers
+``F.conv2d``, ``torch.conv2d`` ...).  Modules without a rule are not opaque: the analyzer
+descends into them and records the torch functions they call.  Register rules for your own
+ops with :func:`register_function` or for modules with :func:`register_module`.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from math import prod
+from typing import Callable, Union
+
+import torch
+
+from .call import Call, tup
+from .geometry import adaptive, crop, interpolation, sliding, transposed
+from .state import NO_AXES, NONE, PART, SPATIAL, Dim, TensorState
+
+Result = Union[TensorState, list]
+FunctionRule = Callable[[Call], Result]
+ModuleRule = Callable[[torch.nn.Module, Call], Result]
+
+FUNCTION_RULES: dict[str, FunctionRule] = {}
+MODULE_RULES: dict[type, ModuleRule] = {}
+
+#: Ops that act on every spatial position independently (and merges of several inputs).
+POINTWISE: set[str] = {
+    # activations
+    "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "sigmoid", "sigmoid_", "tanh", "tanh_", "gelu", "silu",
+    "mish", "hardswish", "hardsigmoid", "leaky_relu", "leaky_relu_", "elu", "elu_", "selu", "celu", "prelu",
+    "rrelu", "softplus", "softsign", "tanhshrink", "threshold", "threshold_", "logsigmoid", "hardshrink",
+    "softshrink", "glu", "clamp", "clamp_", "clip", "clamp_min", "clamp_max",
+    # normalisation (statistics are not counted as RF, as for batch norm)
+    "batch_norm", "instance_norm", "group_norm", "layer_norm", "rms_norm", "local_response_norm",
+    # dropout
+    "dropout", "dropout_", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
+    # channel ops
+    "channel_shuffle", "native_channel_shuffle",
+    # unary math
+    "abs", "neg", "exp", "log", "log1p", "sqrt", "rsqrt", "square", "reciprocal", "sign", "sin", "cos", "erf",
+    "floor", "ceil", "round", "trunc", "frac", "__neg__", "__abs__", "__invert__", "pow", "__pow__", "__rpow__",
+    "exp_", "mul_", "add_", "sub_", "div_", "nan_to_num", "logical_not", "bitwise_not",
+    # binary / n-ary merges
+    "add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "floor_divide", "remainder",
+    "__add__", "__radd__", "__iadd__", "__sub__", "__rsub__", "__isub__", "__mul__", "__rmul__", "__imul__",
+    "__truediv__", "__rtruediv__", "__itruediv__", "__floordiv__", "__rfloordiv__", "__mod__",
+    "__and__", "__or__", "__xor__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__",
+    "eq", "ne", "lt", "le", "gt", "ge", "maximum", "minimum", "fmax", "fmin", "where", "addcmul", "addcdiv",
+    "lerp", "masked_fill", "masked_fill_", "copysign", "hypot", "atan2", "logaddexp",
+}
+
+#: Ops that return their input unchanged as far as geometry goes; they get no row.
+ALIASES: set[str] = {
+    "contiguous", "clone", "detach", "detach_", "to", "type", "type_as", "float", "double", "half",
+    "bfloat16", "cpu", "cuda", "requires_grad_", "__deepcopy__", "data", "align_to", "rename",
+}
+
+#: Ops whose output does not depend on the values of their tensor input.
+CONSTANTS: set[str] = {
+    "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like",
+    "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "shape", "size",
+}
+
+_REDUCTIONS: dict[str, str] = {  # name -> kind of global reduction
+    "mean": "avg", "nanmean": "avg", "sum": "sum", "nansum": "sum", "amax": "max", "amin": "min",
+    "max": "max", "min": "min", "std": "other", "var": "other", "std_mean": "other", "var_mean": "other",
+    "norm": "other", "logsumexp": "other", "prod": "other", "argmax": "max", "argmin": "min",
+    "median": "other", "nanmedian": "other", "all": "other", "any": "other", "count_nonzero": "other",
+}
+_MIXING = {"softmax", "log_softmax", "softmin", "normalize", "cumsum", "cumprod", "cummax", "cummin",
+           "logcumsumexp", "_softmax"}
+
+
+def register_function(*names: str) -> Callable[[FunctionRule], FunctionRule]:
+    """Register a rule for torch functions by name (``"conv2d"``, ``"my_op"``)."""
+    def deco(fn: FunctionRule) -> FunctionRule:
+        for n in names:
+            FUNCTION_RULES[n] = fn
+        return fn
+    return deco
+
+
+def register_module(*types: type) -> Callable[[ModuleRule], ModuleRule]:
+    """Register a rule for a module type; the analyzer then treats the module as one layer
+    and does not look inside it.  The rule gets ``(module, call)``."""
+    def deco(fn: ModuleRule) -> ModuleRule:
+        for t in types:
+            MODULE_RULES[t] = fn
+        return fn
+    return deco
+
+
+def lookup_module(module: torch.nn.Module) -> ModuleRule | None:
+    for cls in type(module).__mro__:
+        if cls in MODULE_RULES:
+            return MODULE_RULES[cls]
+    return None
+
+
+def op_name(func: Callable) -> str:
+    name = getattr(func, "__name__", None) or type(func).__name__
+    if name == "__get__":  # a tensor property such as x.T or x.data
+        owner = getattr(func, "__self__", None)
+        name = getattr(owner, "__name__", name)
+    return name
+
+
+def pretty(op: str) -> str:
+    if op.startswith("__") and op.endswith("__"):
+        op = op[2:-2]
+        if op.startswith(("r", "i")) and op[1:] in ("add", "sub", "mul", "truediv", "floordiv", "pow", "matmul"):
+            op = op[1:]
+    op = op.lstrip("_")
+    return {"truediv": "div", "max_pool1d_with_indices": "max_pool1d", "max_pool2d_with_indices": "max_pool2d",
+            "max_pool3d_with_indices": "max_pool3d"}.get(op, op)
+
+
+# -- pointwise ---------------------------------------------------------------------------
+def pointwise(call: Call) -> Result:
+    call.info["kind"] = "pointwise" if len(call.tracked) == 1 else "merge"
+    return [call.merge(o) for o in call.outputs]
+
+
+# -- convolutions ------------------------------------------------------------------------
+@register_function("conv1d", "conv2d", "conv3d")
+def conv(call: Call) -> Result:
+    a = call.bind(["input", "weight", "bias", "stride", "padding", "dilation", "groups"],
+                  stride=1, padding=0, dilation=1, groups=1)
+    x, w = a["input"], a["weight"]
+    nd = w.ndim - 2
+    k = tuple(w.shape[2:])
+    s, d = tup(a["stride"], nd), tup(a["dilation"], nd)
+    pad = a["padding"]
+    if pad == "valid":
+        p = (0,) * nd
+    elif pad == "same":
+        p = tuple(dd * (kk - 1) // 2 for kk, dd in zip(k, d))
+    else:
+        p = tup(pad, nd)
+    cin = x.shape[-nd - 1]
+    groups = a["groups"]
+    call.info.update(kind="conv", kernel=k, stride=s, padding=p, dilation=d, groups=groups,
+                     in_channels=cin, out_channels=w.shape[0])
+    call.macs = call.out.numel() * (cin // groups) * prod(k)
+    return call.window({i - nd: sliding(k[i], s[i], p[i], d[i]) for i in range(nd)})
+
+
+@register_function("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+def conv_transpose(call: Call) -> Result:
+    a = call.bind(["input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"],
+                  stride=1, padding=0, output_padding=0, groups=1, dilation=1)
+    x, w = a["input"], a["weight"]
+    nd = w.ndim - 2
+    k = tuple(w.shape[2:])
+    s, p, d = tup(a["stride"], nd), tup(a["padding"], nd), tup(a["dilation"], nd)
+    groups = a["groups"]
+    call.info.update(kind="conv_transpose", kernel=k, stride=s, padding=p, dilation=d, groups=groups,
+                     output_padding=tup(a["output_padding"], nd), in_channels=x.shape[-nd - 1],
+                     out_channels=w.shape[1] * groups)
+    call.macs = x.numel() * w.shape[1] * prod(k)
+    return call.window({i - nd: transposed(k[i], s[i], p[i], d[i]) for i in range(nd)})
+
+
+# -- pooling -----------------------------------------------------------------------------
+def _pool(call: Call, kind: str, k, s, p, d, nd: int) -> Result:
+    k = tup(k, nd)
+    s = k if s is None or (isinstance(s, (list, tuple)) and len(s) == 0) else tup(s, nd)
+    p, d = tup(p, nd), tup(d, nd)
+    call.info.update(kind=f"{kind}_pool", kernel=k, stride=s, padding=p, dilation=d)
+    call.info["global_kind"] = kind
+    st = call.window({i - nd: sliding(k[i], s[i], p[i], d[i]) for i in range(nd)},
+                     collapse_if_whole=True, dense=all(x == 1 for x in d))
+    return [st for _ in call.outputs]
+
+
+@register_function("max_pool1d", "max_pool2d", "max_pool3d",
+                   "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices")
+def max_pool(call: Call) -> Result:
+    a = call.bind(["input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"],
+                  stride=None, padding=0, dilation=1)
+    return _pool(call, "max", a["kernel_size"], a["stride"], a["padding"], a["dilation"], int(call.op[8]))
+
+
+@register_function("avg_pool1d", "avg_pool2d", "avg_pool3d")
+def avg_pool(call: Call) -> Result:
+    a = call.bind(["input", "kernel_size", "stride", "padding", "ceil_mode"], stride=None, padding=0)
+    return _pool(call, "avg", a["kernel_size"], a["stride"], a["padding"], 1, int(call.op[8]))
+
+
+@register_function("lp_pool1d", "lp_pool2d", "lp_pool3d")
+def lp_pool(call: Call) -> Result:
+    a = call.bind(["input", "norm_type", "kernel_size", "stride", "ceil_mode"], stride=None)
+    return _pool(call, "lp", a["kernel_size"], a["stride"], 0, 1, int(call.op[7]))
+
+
+@register_function("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+                   "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+                   "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
+                   "adaptive_max_pool3d_with_indices")
+def adaptive_pool(call: Call) -> Result:
+    nd = int(call.op[len("adaptive_xxx_pool")])
+    kind = "avg" if "avg" in call.op else "max"
+    x, out = call.data, call.out
+    call.info.update(kind=f"{kind}_pool", adaptive=True, output_size=tuple(out.shape[-nd:]))
+    call.info["global_kind"] = kind
+    st = call.window({i - nd: adaptive(x.shape[i - nd], out.shape[i - nd]) for i in range(nd)},
+                     collapse_if_whole=True)
+    return [st for _ in call.outputs]
+
+
+@register_function("fractional_max_pool2d", "fractional_max_pool3d",
+                   "fractional_max_pool2d_with_indices", "fractional_max_pool3d_with_indices")
+def fractional_pool(call: Call) -> Result:
+    nd = int(call.op[len("fractional_max_pool")])
+    x, out = call.data, call.out
+    call.info.update(kind="max_pool")
+    call.note("fractional max pooling uses random windows: RF estimated from the size ratio", exact=False)
+    st = call.window({i - nd: adaptive(x.shape[i - nd], out.shape[i - nd]) for i in range(nd)})
+    return [st for _ in call.outputs]
+
+
+# -- resampling --------------------------------------------------------------------------
+@register_function("interpolate", "upsample", "upsample_nearest", "upsample_bilinear")
+def interpolate(call: Call) -> Result:
+    a = call.bind(["input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias"],
+                  size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None,
+                  antialias=False)
+    if call.op == "upsample_bilinear":
+        a["mode"], a["align_corners"] = "bilinear", True
+    elif call.op == "upsample_nearest":
+        a["mode"] = "nearest"
+    x, out, mode = call.data, call.out, a["mode"]
+    nd = x.ndim - 2
+    sf = a["scale_factor"]
+    sfs = tup(sf, nd) if sf is not None else None
+    call.info.update(kind="upsample", mode=mode)
+    windows = {}
+    for i in range(nd):
+        n_in, n_out = x.shape[2 + i], out.shape[2 + i]
+        if mode == "area":
+            windows[2 + i] = adaptive(n_in, n_out)
+            continue
+        if mode in ("linear", "bilinear", "trilinear", "bicubic") and a["align_corners"]:
+            scale = Fraction(n_in - 1, n_out - 1) if n_out > 1 else Fraction(0)
+        elif sfs is not None and not a["recompute_scale_factor"]:
+            f = Fraction(float(sfs[i])).limit_denominator(1000)
+            if float(f) != float(sfs[i]):
+                call.note(f"scale factor {sfs[i]} approximated as {f}", exact=False)
+            scale = 1 / f
+        else:
+            scale = Fraction(n_in, n_out)
+        if scale == 0:
+            call.note("output of size 1 with align_corners reads input 0 only", exact=True)
+            scale = Fraction(n_in)
+        if mode not in ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "bicubic"):
+            return call.unknown_result(f"interpolation mode {mode!r} has no rule")
+        windows[2 + i] = interpolation(mode, scale, bool(a["align_corners"]))
+        if a["antialias"] and n_out < n_in:
+            call.note("antialiased downsampling reads a wider window than modelled", exact=False)
+    call.info["scale"] = tuple(Fraction(out.shape[2 + i], x.shape[2 + i]) for i in range(nd))
+    return call.window(windows)
+
+
+@register_function("pixel_shuffle")
+def pixel_shuffle(call: Call) -> Result:
+    r = call.bind(["input", "upscale_factor"])["upscale_factor"]
+    call.info.update(kind="pixel_shuffle", factor=r)
+    from .geometry import Envelope
+    w = Envelope(r, 1, (0,) * r, (0,) * r)
+    return call.window({-2: w, -1: w})
+
+
+@register_function("pixel_unshuffle")
+def pixel_unshuffle(call: Call) -> Result:
+    r = call.bind(["input", "downscale_factor"])["downscale_factor"]
+    call.info.update(kind="pixel_unshuffle", factor=r)
+    return call.window({-2: sliding(r, r), -1: sliding(r, r)})
+
+
+@register_function("pad")
+def pad(call: Call) -> Result:
+    a = call.bind(["input", "pad", "mode", "value"], mode="constant")
+    pads = list(a["pad"])
+    call.info.update(kind="pad", pad=tuple(pads), mode=a["mode"])
+    return call.window({-1 - i: crop(-pads[2 * i]) for i in range(len(pads) // 2)})
+
+
+@register_function("roll")
+def roll(call: Call) -> Result:
+    a = call.bind(["input", "shifts", "dims"], dims=None)
+    if a["dims"] is None:
+        return call.unknown_result("roll over the flattened tensor has no rule")
+    shifts, dims = tup(a["shifts"], 1), tup(a["dims"], 1)
+    call.note("roll wraps around at the border; interior units are exact")
+    return call.window({d: crop(-s) for s, d in zip(shifts, dims)})
+
+
+# -- linear and matrix products ------------------------------------------------------------
+@register_function("linear")
+def linear(call: Call) -> Result:
+    w = call.bind(["input", "weight", "bias"])["weight"]
+    call.info.update(kind="linear", in_features=w.shape[-1], out_features=w.shape[0])
+    call.macs = call.out.numel() * w.shape[-1]
+    st = call.collapse([-1], keep=True, kind="linear")
+    return call.with_dims(st.dims[:-1] + (NO_AXES,), st)
+
+
+@register_function("bilinear")
+def bilinear(call: Call) -> Result:
+    call.info.update(kind="linear")
+    st = call.merge(call.out)  # both inputs' last dims are contracted
+    st = call.collapse([-1], keep=True, state=st, kind="linear")
+    return call.with_dims(st.dims[:-1] + (NO_AXES,), st)
+
+
+@register_function("matmul", "__matmul__", "__rmatmul__", "bmm", "mm")
+def matmul(call: Call) -> Result:
+    a, b = call.args[0], call.args[1]
+    if call.op == "__rmatmul__":
+        a, b = b, a
+    states = {id(t): st for t, st in zip(call.tracked, call.inputs)}
+
+    def dims_of(t):
+        st = states.get(id(t))
+        return list(st.dims) if st is not None else [NO_AXES] * t.ndim
+
+    da, db = dims_of(a), dims_of(b)
+    contracted = [da[-1], db[-2] if b.ndim >= 2 else db[-1]]
+    out = call.out
+    left = [da[-2]] if a.ndim >= 2 else []
+    right = [db[-1]] if b.ndim >= 2 else []
+    batch_n = out.ndim - len(left) - len(right)
+    ba, bb = da[:-2] if a.ndim >= 2 else [], db[:-2] if b.ndim >= 2 else []
+    batch = []
+    for j in range(batch_n):
+        ka, kb = j - (batch_n - len(ba)), j - (batch_n - len(bb))
+        cand = [d for d in ((ba[ka] if ka >= 0 else NO_AXES), (bb[kb] if kb >= 0 else NO_AXES)) if d.axes]
+        batch.append(cand[0] if cand else NO_AXES)
+    call.macs = out.numel() * a.shape[-1]
+    call.info["kind"] = "matmul"
+    merged = TensorState(tuple(batch + left + right), {}, True)
+    for st in call.inputs:
+        for ax, g in st.geo.items():
+            if ax not in merged.geo or g.env.size_max > merged.geo[ax].env.size_max:
+                merged.geo[ax] = g
+    merged.exact = all(st.exact for st in call.inputs)
+    tmp = TensorState(tuple(merged.dims) + tuple(contracted), merged.geo, merged.exact)
+    n = len(merged.dims)
+    res = call.collapse([n, n + 1], keep=False, state=tmp, kind="attention")
+    return res
+
+
+@register_function("einsum")
+def einsum(call: Call) -> Result:
+    eq = call.args[0].replace(" ", "")
+    ops = call.args[1:]
+    if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
+        ops = tuple(ops[0])
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    states = {id(t): st for t, st in zip(call.tracked, call.inputs)}
+    letters: dict[str, list[Dim]] = {}
+    for term, t in zip(terms, ops):
+        st = states.get(id(t))
+        dims = list(st.dims) if st is not None else [NO_AXES] * t.ndim
+        if "..." in term:
+            head, tail = term.split("...")
+            n_ell = t.ndim - len(head) - len(tail)
+            term = head + "".join(chr(0x100 + i) for i in range(n_ell)) + tail
+        for ch, d in zip(term, dims):
+            letters.setdefault(ch, []).append(d)
+    if "->" not in eq:
+        rhs = "".join(sorted(c for c in letters if sum(term.count(c) for term in terms) == 1))
+    if "..." in rhs:
+        n_ell = call.out.ndim - len(rhs) + 3
+        rhs = rhs.replace("...", "".join(chr(0x100 + i) for i in range(n_ell)))
+    out_dims = [next((d for d in letters.get(ch, []) if d.axes), NO_AXES) for ch in rhs]
+    contracted = [next((d for d in ds if d.axes), NO_AXES) for ch, ds in letters.items() if ch not in rhs]
+    geo = {}
+    for st in call.inputs:
+        for ax, g in st.geo.items():
+            if ax not in geo or g.env.size_max > geo[ax].env.size_max:
+                geo[ax] = g
+    tmp = TensorState(tuple(out_dims) + tuple(contracted), geo, all(st.exact for st in call.inputs))
+    call.info["kind"] = "matmul"
+    return call.collapse(range(len(out_dims), len(out_dims) + len(contracted)), keep=False, state=tmp,
+                         kind="attention")
+
+
+# -- reductions and mixing along a dim ---------------------------------------------------
+def _dims_arg(call: Call, pos: int):
+    for key in ("dim", "axis"):
+        if key in call.kwargs:
+            return call.kwargs[key]
+    if len(call.args) > pos and not isinstance(call.args[pos], (bool, str)) and call.args[pos] is not None:
+        return call.args[pos]
+    return None
+
+
+def reduction(call: Call) -> Result:
+    x = call.data
+    if call.op in ("max", "min") and len(call.args) > 1 and isinstance(call.args[1], torch.Tensor):
+        return pointwise(call)
+    dim = _dims_arg(call, 2 if call.op == "norm" else 1)
+    dims = range(x.ndim) if dim is None else tup(dim, 1)
+    keep = call.out.ndim == x.ndim and x.ndim > 0
+    call.info["kind"] = "reduce"
+    st = call.collapse(dims, keep=keep, kind=_REDUCTIONS[call.op])
+    return [st for _ in call.outputs]
+
+
+def mixing(call: Call) -> Result:
+    dim = _dims_arg(call, 2 if call.op == "normalize" else 1)
+    if dim is None:
+        dim = 1 if call.op == "normalize" else None
+    if dim is None:
+        return call.unknown_result(f"{call.op} without a dim has no rule")
+    call.info["kind"] = "mix"
+    if call.op.startswith("cum") or call.op == "logcumsumexp":
+        if any(call.state.dims[d].axes for d in tup(dim, 1)):
+            call.note("a cumulative op reads a one-sided, position-dependent window: treated as global",
+                      exact=False)
+    st = call.collapse(tup(dim, 1), keep=True, kind="other")
+    return [st for _ in call.outputs]
+
+
+for _n in _REDUCTIONS:
+    FUNCTION_RULES[_n] = reduction
+for _n in _MIXING:
+    FUNCTION_RULES[_n] = mixing
+
+
+# -- shape ops ---------------------------------------------------------------------------
+def reshape_dims(old: tuple, dims: tuple, new: tuple) -> tuple[list[Dim], bool]:
+    """Map dim roles through a view/reshape by grouping dims with equal products."""
+    old_nz = [(i, s) for i, s in enumerate(old) if s != 1]
+    new_nz = [(j, s) for j, s in enumerate(new) if s != 1]
+    out = [NO_AXES] * len(new)
+    exact = True
+    a = b = 0
+    while a < len(old_nz) and b < len(new_nz):
+        ga, gb = [old_nz[a]], [new_nz[b]]
+        pa, pb = old_nz[a][1], new_nz[b][1]
+        while pa != pb:
+            if pa < pb:
+                a += 1
+                if a >= len(old_nz):
+                    return out, False
+                ga.append(old_nz[a])
+                pa *= old_nz[a][1]
+            else:
+                b += 1
+                if b >= len(new_nz):
+                    return out, False
+                gb.append(new_nz[b])
+                pb *= new_nz[b][1]
+        a += 1
+        b += 1
+        src = [dims[i] for i, _ in ga]
+        axes = frozenset().union(*(d.axes for d in src))
+        if len(ga) == 1 and len(gb) == 1:
+            out[gb[0][0]] = src[0]
+        elif len(gb) == 1:
+            kinds = {d.kind for d in src if d.axes}
+            out[gb[0][0]] = Dim(axes, "part" if PART in kinds else "flat") if axes else NO_AXES
+        else:
+            for j, _ in gb:
+                out[j] = Dim(axes, PART) if axes else NO_AXES
+            if len(ga) > 1 and axes:
+                exact = False
+    return out, exact
+
+
+@register_function("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "view_as", "reshape_as",
+                   "ravel", "squeeze_", "unsqueeze_", "atleast_2d", "atleast_3d")
+def reshape(call: Call) -> Result:
+    x, out = call.data, call.out
+    dims, ok = reshape_dims(tuple(x.shape), call.state.dims, tuple(out.shape))
+    call.info["kind"] = "reshape"
+    if not ok:
+        call.note("reshape that regroups spatial dims across others is not modelled exactly", exact=False)
+    return call.with_dims(dims)
+
+
+def _perm(call: Call) -> list[int] | None:
+    x = call.data
+    n = x.ndim
+    op = call.op
+    if op == "permute":
+        p = call.args[1:] if len(call.args) > 2 or not isinstance(call.args[1] if len(call.args) > 1 else None,
+                                                                   (list, tuple)) else call.args[1]
+        if "dims" in call.kwargs:
+            p = call.kwargs["dims"]
+        return [d % n for d in p]
+    if op in ("transpose", "swapaxes", "swapdims", "transpose_"):
+        a = call.bind(["input", "dim0", "dim1"])
+        i, j = a["dim0"] % n, a["dim1"] % n
+        p = list(range(n))
+        p[i], p[j] = p[j], p[i]
+        return p
+    if op in ("t", "T", "t_"):
+        return list(range(n))[::-1]
+    if op in ("mT", "mH"):
+        return list(range(n - 2)) + [n - 1, n - 2]
+    if op in ("movedim", "moveaxis"):
+        a = call.bind(["input", "source", "destination"])
+        src = [s % n for s in tup(a["source"], 1)]
+        dst = [d % n for d in tup(a["destination"], 1)]
+        rest = [i for i in range(n) if i not in src]
+        p = [None] * n
+        for s, d in zip(src, dst):
+            p[d] = s
+        it = iter(rest)
+        return [v if v is not None else next(it) for v in p]
+    return None
+
+
+@register_function("permute", "transpose", "swapaxes", "swapdims", "transpose_", "t", "T", "t_", "mT", "mH",
+                   "movedim", "moveaxis")
+def permute(call: Call) -> Result:
+    p = _perm(call)
+    call.info["kind"] = "reshape"
+    return call.with_dims([call.state.dims[i] for i in p])
+
+
+@register_function("expand", "expand_as", "broadcast_to")
+def expand(call: Call) -> Result:
+    st, out = call.state, call.out
+    pad = out.ndim - len(st.dims)
+    return call.with_dims([NO_AXES] * pad + list(st.dims))
+
+
+@register_function("repeat", "tile")
+def repeat(call: Call) -> Result:
+    st, x, out = call.state, call.data, call.out
+    pad = out.ndim - x.ndim
+    dims = [NO_AXES] * pad + list(st.dims)
+    call.info["kind"] = "reshape"
+    for j, d in enumerate(dims):
+        if d.axes and j >= pad and x.shape[j - pad] > 1 and out.shape[j] != x.shape[j - pad]:
+            call.note("tiling a spatial dim is not modelled", exact=False)
+    return call.with_dims(dims)
+
+
+@register_function("cat", "concat", "concatenate")
+def cat(call: Call) -> Result:
+    a = call.bind(["tensors", "dim"], dim=0)
+    out = call.out
+    d = a["dim"] % out.ndim
+    call.info["kind"] = "merge"
+    if any(st.dims[d].axes for st in call.inputs):
+        return call.unknown_result("concatenation along a spatial dim has no rule")
+    return call.merge(out)
+
+
+@register_function("stack")
+def stack(call: Call) -> Result:
+    a = call.bind(["tensors", "dim"], dim=0)
+    out = call.out
+    d = a["dim"] % out.ndim
+    call.info["kind"] = "merge"
+    states = []
+    for st in call.inputs:
+        dims = list(st.dims)
+        dims.insert(d, NO_AXES)
+        states.append(TensorState(tuple(dims), st.geo, st.exact))
+    saved = call.inputs
+    call.inputs = states
+    try:
+        fake = [torch.empty(out.shape, device="meta")] * len(states)
+        saved_t = call.tracked
+        call.tracked = fake
+        return call.merge(out)
+    finally:
+        call.inputs = saved
+        call.tracked = saved_t
+
+
+@register_function("split", "chunk", "tensor_split", "unbind", "split_with_sizes", "unsafe_split")
+def split(call: Call) -> Result:
+    x = call.data
+    a = call.bind(["input", "arg", "dim"], dim=0)
+    d = a["dim"] % x.ndim
+    st = call.state
+    dim = st.dims[d]
+    call.info["kind"] = "split"
+    results = []
+    offset = 0
+    for out in call.outputs:
+        if call.op == "unbind":
+            dims = [dd for j, dd in enumerate(st.dims) if j != d]
+            if dim.axes:
+                call.note("unbind along a spatial dim selects single positions", exact=True)
+            results.append(call.with_dims(dims))
+            continue
+        if dim.kind == SPATIAL:
+            results.append(call.window({d: crop(offset)}, out=out))
+        elif dim.axes:
+            results.append(call.unknown_result("split along a flattened spatial dim has no rule")[0])
+        else:
+            results.append(call.with_dims(st.dims))
+        offset += out.shape[d]
+    return results
+
+
+@register_function("__getitem__")
+def getitem(call: Call) -> Result:
+    x, idx = call.args[0], call.args[1]
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    st = call.state
+    n_real = sum(1 for i in idx if i is not None and i is not Ellipsis and not isinstance(i, bool))
+    dims: list[Dim] = []
+    windows = {}
+    j = 0  # input dim
+    call.info["kind"] = "slice"
+    for i in idx:
+        if i is Ellipsis:
+            k = x.ndim - n_real
+            dims.extend(st.dims[j:j + k])
+            j += k
+        elif i is None:
+            dims.append(NO_AXES)
+        elif isinstance(i, slice):
+            d = st.dims[j]
+            start, stop, step = i.indices(x.shape[j])
+            if d.kind == SPATIAL and (start, step) != (0, 1):
+                windows[len(dims)] = crop(start, step)
+            elif d.axes and (start, stop, step) != (0, x.shape[j], 1):
+                call.note("slicing a flattened spatial dim is not modelled", exact=False)
+            dims.append(d)
+            j += 1
+        elif isinstance(i, int) and not isinstance(i, bool):
+            d = st.dims[j]
+            if d.kind == SPATIAL:
+                call.note("indexing picks one position of a spatial axis")
+            j += 1
+        else:
+            return call.unknown_result("advanced (tensor) indexing has no rule")
+    dims.extend(st.dims[j:])
+    tmp = TensorState(tuple(dims), dict(st.geo), st.exact)
+    if windows:
+        return call.window(windows, state=tmp)
+    return tmp
+
+
+for _n in POINTWISE:
+    FUNCTION_RULES.setdefault(_n, pointwise)

@@ -1,0 +1,144 @@
+"""The one typed, versioned result of an analysis.  Table, JSON and check messages are views
+of it."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Optional
+
+SCHEMA_VERSION = 1
+
+COUNT_KEYS = ("depthwise", "depthwise_separable", "dilated", "transposed", "max_pool", "gap", "linear")
+
+
+def number(v: Optional[Fraction]) -> Any:
+    """A Fraction as a JSON number: int when whole, float otherwise (0.5 for a half)."""
+    if v is None:
+        return None
+    v = Fraction(v)
+    return v.numerator if v.denominator == 1 else float(v)
+
+
+@dataclass
+class Layer:
+    """One traced op or module call, in execution order.
+
+    ``rf`` is the largest RF over paths and output positions, per spatial axis of the input;
+    ``rf_min`` the smallest (shortest path, e.g. a skip connection; least favourable phase
+    after a transposed conv); ``jump`` the distance in input pixels between adjacent output
+    units; ``start`` the input coordinate of the centre of output unit 0's RF."""
+    name: str
+    type: str
+    output_shape: tuple[int, ...]
+    params: int
+    macs: int
+    rf: tuple[int, ...]
+    rf_min: tuple[int, ...]
+    jump: tuple[Fraction, ...]
+    start: tuple[Optional[Fraction], ...]
+    is_global: bool = False
+    exact: bool = True
+    unknown: bool = False
+    phase_dependent: bool = False
+    kernel: Optional[tuple[int, ...]] = None
+    stride: Optional[tuple[int, ...]] = None
+    padding: Optional[tuple[int, ...]] = None
+    dilation: Optional[tuple[int, ...]] = None
+    groups: Optional[int] = None
+    inputs: list[str] = field(default_factory=list)
+    shared_params: int = 0
+    notes: list[str] = field(default_factory=list)
+    kind: Optional[str] = None
+
+    @property
+    def effective_padding(self) -> tuple[Optional[Fraction], ...]:
+        """The Distill article's effective padding: (r - 1)/2 - start."""
+        return tuple(None if s is None else Fraction(r - 1, 2) - s for r, s in zip(self.rf, self.start))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "name": self.name, "type": self.type, "output_shape": list(self.output_shape),
+            "params": self.params, "macs": self.macs, "rf": list(self.rf), "rf_min": list(self.rf_min),
+            "jump": [number(j) for j in self.jump], "start": [number(s) for s in self.start],
+            "global": self.is_global, "exact": self.exact, "unknown": self.unknown,
+            "phase_dependent": self.phase_dependent, "inputs": list(self.inputs),
+        }
+        for key in ("kernel", "stride", "padding", "dilation"):
+            v = getattr(self, key)
+            if v is not None:
+                d[key] = list(v)
+        if self.groups is not None:
+            d["groups"] = self.groups
+        if self.shared_params:
+            d["shared_params"] = self.shared_params
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d
+
+
+@dataclass
+class ModelRF:
+    """The model's RF: taken at the input of the global reduction that feeds the head (the
+    last point with spatial extent), or at the last spatial output, or at ``--rf-at``."""
+    size: tuple[int, ...]
+    at: str
+    exact: bool
+    min: tuple[int, ...] = ()
+    jump: tuple[Fraction, ...] = ()
+    with_global: Optional[tuple[int, ...]] = None
+    global_layer: Optional[str] = None
+    gated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": list(self.size), "at": self.at, "exact": self.exact, "min": list(self.min),
+                "jump": [number(j) for j in self.jump],
+                "size_with_global": None if self.with_global is None else list(self.with_global),
+                "global_layer": self.global_layer, "gated": self.gated}
+
+
+@dataclass
+class Params:
+    total: int
+    trainable: int
+    unused: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "trainable": self.trainable, "unused": list(self.unused)}
+
+
+@dataclass
+class Report:
+    model: str
+    input_size: tuple[int, ...]
+    params: Params
+    rf: ModelRF
+    layers: list[Layer]
+    counts: dict[str, int]
+    warnings: list[str]
+    macs: int = 0
+    exact: bool = True
+    schema_version: int = SCHEMA_VERSION
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer named {name!r}; layers: {', '.join(l.name for l in self.layers)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "model": self.model,
+            "input_size": list(self.input_size),
+            "params": self.params.to_dict(),
+            "rf": self.rf.to_dict(),
+            "macs": self.macs,
+            "exact": self.exact,
+            "layers": [l.to_dict() for l in self.layers],
+            "counts": dict(self.counts),
+            "warnings": list(self.warnings),
+        }
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)

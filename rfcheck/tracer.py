@@ -1,0 +1,346 @@
+"""Capture the dataflow of one forward pass on the ``meta`` device.
+
+Nothing is computed: inputs are meta tensors, and every parameter or buffer a torch function
+receives is swapped for a meta twin, so the user's model is never modified and the cost does
+not depend on the input size.  A TorchFunctionMode sees every torch function (``F.conv2d``,
+``x + y``, ``x.view`` ...); global module hooks tell which module called it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from .call import Call
+from .errors import TraceError
+from .ops import ALIASES, CONSTANTS, FUNCTION_RULES, lookup_module, op_name, pretty
+from .state import TensorState
+
+
+@dataclass
+class Node:
+    index: int
+    name: str
+    type: str
+    op: str
+    inputs: list[int]
+    shapes: list[tuple[int, ...]]
+    state: TensorState
+    out_ids: list[int] = field(default_factory=list)
+    params: int = 0
+    shared_params: int = 0
+    param_names: list[str] = field(default_factory=list)
+    macs: int = 0
+    info: dict = field(default_factory=dict)
+    exact: bool = True
+    unknown: bool = False
+    is_global: bool = False
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Graph:
+    nodes: list[Node]
+    outputs: list[tuple[int, TensorState]]
+    warnings: list[str]
+    params_total: int
+    params_trainable: int
+    unused_params: list[str]
+
+
+@dataclass
+class _Frame:
+    module: torch.nn.Module
+    name: str
+    start: int
+    rule: Any = None
+    inert: bool = False
+
+
+def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            yield from _tensors(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from _tensors(o)
+
+
+def _map(obj: Any, fn) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(_map(o, fn) for o in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map(o, fn) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _map(v, fn) for k, v in obj.items()}
+    return obj
+
+
+def _shape(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(int(s) for s in t.shape)
+
+
+class Tracer(TorchFunctionMode):
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.module_names = {id(m): n for n, m in model.named_modules()}
+        self.params = {id(p): (n, p.numel(), p.requires_grad) for n, p in model.named_parameters()}
+        self.registry: dict[int, tuple[int, TensorState]] = {}
+        self.keep: list[Any] = []
+        self.meta: dict[int, torch.Tensor] = {}
+        self.derived: dict[int, frozenset[int]] = {}
+        self.nodes: list[Node] = []
+        self.frames: list[_Frame] = []
+        self.names: set[str] = set()
+        self.calls: dict[int, int] = {}
+        self.attributed: set[int] = set()
+        self.suppress = 0
+        self.current: tuple[str, list[tuple[int, ...]]] = ("", [])
+        self.warnings: list[str] = []
+
+    # -- tensors -----------------------------------------------------------------------
+    def to_meta(self, t: torch.Tensor) -> torch.Tensor:
+        if t.device.type == "meta":
+            return t
+        m = self.meta.get(id(t))
+        if m is None:
+            m = t.detach().to("meta")
+            self.meta[id(t)] = m
+            self.keep.append(t)
+        return m
+
+    def register(self, t: torch.Tensor, node: int, state: TensorState) -> None:
+        self.registry[id(t)] = (node, state)
+        self.keep.append(t)
+
+    def _param_ids(self, tensors: list[torch.Tensor]) -> set[int]:
+        ids: set[int] = set()
+        for t in tensors:
+            if id(t) in self.params:
+                ids.add(id(t))
+            elif id(t) in self.derived:
+                ids |= self.derived[id(t)]
+        return ids
+
+    def _attribute(self, node: Node, ids: set[int]) -> None:
+        for pid in sorted(ids, key=lambda i: self.params[i][0]):
+            name, n, _ = self.params[pid]
+            if pid in self.attributed:
+                node.shared_params += n
+            else:
+                self.attributed.add(pid)
+                node.params += n
+                node.param_names.append(name)
+
+    def _unique(self, name: str) -> str:
+        if name not in self.names:
+            self.names.add(name)
+            return name
+        k = 2
+        while f"{name}:{k}" in self.names:
+            k += 1
+        self.names.add(f"{name}:{k}")
+        return f"{name}:{k}"
+
+    # -- the mode ----------------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = op_name(func)
+        tensors_in = list(_tensors((args, kwargs)))
+        margs, mkwargs = _map(args, self.to_meta), _map(kwargs, self.to_meta)
+        tracked, seen = [], set()
+        for t in tensors_in:
+            if id(t) in self.registry and id(t) not in seen:
+                tracked.append(t)
+                seen.add(id(t))
+        if tracked:
+            self.current = (name, [_shape(t) for t in tracked])
+        out = self._call(func, margs, mkwargs)
+        if self.suppress:
+            return out
+        outs = list(_tensors(out))
+        if not outs:
+            return out
+        if not tracked or name in CONSTANTS:
+            prov = self._param_ids(tensors_in)
+            if prov:
+                for o in outs:
+                    self.derived[id(o)] = frozenset(prov)
+                    self.keep.append(o)
+            return out
+        self._record(name, margs, mkwargs, tracked, outs, tensors_in)
+        return out
+
+    @staticmethod
+    def _call(func, args, kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (NotImplementedError, RuntimeError) as e:
+            if isinstance(e, RuntimeError) and "meta" not in str(e):
+                raise
+            # no meta kernel: compute this one op on zeros on the CPU, then go back to meta
+            def real(t):
+                return torch.zeros(t.shape, dtype=t.dtype) if t.device.type == "meta" else t
+            try:
+                out = func(*_map(args, real), **_map(kwargs, real))
+            except Exception:
+                raise e
+            return _map(out, lambda t: t.to("meta"))
+
+    def _new_node(self, name: str, type_: str, op: str, call: Call, states: list[TensorState],
+                  outs: list[torch.Tensor], inputs: list[int]) -> Node:
+        node = Node(len(self.nodes), name, type_, op, inputs, [_shape(o) for o in outs], states[0],
+                    out_ids=[id(o) for o in outs], macs=call.macs, info=call.info, exact=states[0].exact,
+                    unknown=call.unknown, is_global=call.is_global, notes=call.notes, warnings=call.warnings)
+        self.nodes.append(node)
+        for o, st in zip(outs, states):
+            self.register(o, node.index, st)
+        return node
+
+    def _run_rule(self, rule, call: Call, *rule_args) -> list[TensorState]:
+        try:
+            res = rule(*rule_args, call)
+        except Exception as e:  # a rule must never take the analysis down
+            return call.unknown_result(f"rule for {call.op} failed: {type(e).__name__}: {e}")
+        states = res if isinstance(res, list) else [res]
+        while len(states) < len(call.outputs):
+            states.append(states[-1])
+        return states
+
+    def _record(self, name, margs, mkwargs, tracked, outs, tensors_in) -> None:
+        entries = [self.registry[id(t)] for t in tracked]
+        in_nodes = [i for i, _ in entries]
+        if name in ALIASES:
+            st = entries[0][1]
+            for o in outs:
+                if o.ndim == len(st.dims):
+                    self.register(o, in_nodes[0], st)
+            return
+        frame = self.frames[-1] if self.frames else None
+        prefix = frame.name if frame else ""
+        nname = self._unique(f"{prefix}.{pretty(name)}" if prefix else pretty(name))
+        call = Call(nname, name, margs, mkwargs, tracked, [s for _, s in entries],
+                    [self.nodes[i].name for i in in_nodes], outs)
+        call.index = len(self.nodes)
+        rule = FUNCTION_RULES.get(name)
+        if rule is None:
+            states = call.unknown_result(f"no rule for op {name!r}")
+        else:
+            states = self._run_rule(rule, call)
+        node = self._new_node(nname, pretty(name), name, call, states, outs, in_nodes)
+        self._attribute(node, self._param_ids(tensors_in))
+
+    # -- module hooks ------------------------------------------------------------------
+    def pre_hook(self, module, args):
+        mid = id(module)
+        base = self.module_names.get(mid)
+        if base is None:
+            base = type(module).__name__
+        self.calls[mid] = self.calls.get(mid, 0) + 1
+        name = base if self.calls[mid] == 1 else f"{base}:{self.calls[mid]}"
+        frame = _Frame(module, name, len(self.nodes))
+        if self.suppress:
+            frame.inert = True
+        elif module is not self.model:
+            frame.rule = lookup_module(module)
+            if frame.rule is not None:
+                self.suppress += 1
+        self.frames.append(frame)
+
+    def post_hook(self, module, args, output):
+        frame = self.frames.pop()
+        if frame.inert:
+            return None
+        outs = list(_tensors(output))
+        if frame.rule is not None:
+            self.suppress -= 1
+            tracked, seen = [], set()
+            for t in _tensors(args):
+                if id(t) in self.registry and id(t) not in seen:
+                    tracked.append(t)
+                    seen.add(id(t))
+            if not tracked or not outs:
+                return None
+            entries = [self.registry[id(t)] for t in tracked]
+            nname = self._unique(frame.name)
+            call = Call(nname, type(module).__name__, tuple(_map(args, self.to_meta)), {}, tracked,
+                        [s for _, s in entries], [self.nodes[i].name for i, _ in entries], outs, module=module)
+            call.index = len(self.nodes)
+            states = self._run_rule(frame.rule, call, module)
+            node = self._new_node(nname, type(module).__name__, type(module).__name__, call, states, outs,
+                                  [i for i, _ in entries])
+            self._attribute(node, {id(p) for p in module.parameters() if id(p) in self.params})
+            return None
+        if module is self.model or module._modules:
+            return None
+        made = self.nodes[frame.start:]
+        out_ids = {id(t) for t in outs}
+        producer = next((n for n in reversed(made) if out_ids & set(n.out_ids)), None)
+        if producer is not None:
+            old = producer.name
+            self.names.discard(old)
+            producer.name = self._unique(frame.name)
+            producer.type = type(module).__name__
+            producer.warnings = [w.replace(f" {old}:", f" {producer.name}:") for w in producer.warnings]
+        return None
+
+
+def trace(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Graph:
+    """Run ``model`` once on meta ``inputs`` and return the recorded graph."""
+    tracer = Tracer(model)
+    input_node = Node(0, "input", "input", "input", [], [_shape(t) for t in inputs],
+                      TensorState.for_input(_shape(inputs[0])))
+    tracer.nodes.append(input_node)
+    tracer.names.add("input")
+    for t in inputs:
+        tracer.register(t, 0, TensorState.for_input(_shape(t)))
+    modes = {m: m.training for m in model.modules()}
+    handles = [torch.nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook),
+               torch.nn.modules.module.register_module_forward_hook(tracer.post_hook)]
+    try:
+        model.eval()
+        with torch.no_grad(), tracer:
+            out = model(*inputs)
+    except TraceError:
+        raise
+    except Exception as e:
+        raise TraceError(_describe_failure(tracer, e)) from e
+    finally:
+        for h in handles:
+            h.remove()
+        for m, flag in modes.items():
+            m.training = flag
+    outputs = []
+    for t in _tensors(out):
+        if id(t) in tracer.registry:
+            outputs.append(tracer.registry[id(t)])
+    total = sum(n for _, n, _ in tracer.params.values())
+    trainable = sum(n for _, n, rg in tracer.params.values() if rg)
+    unused = sorted(name for pid, (name, _, _) in tracer.params.items() if pid not in tracer.attributed)
+    return Graph(tracer.nodes, outputs, tracer.warnings, total, trainable, unused)
+
+
+_TOO_SMALL = ("too small", "can't be greater than actual input size", "cannot be greater than",
+              "non-positive", "must be greater than 0", "negative dimension", "size is non-positive",
+              "input image (", "padding should be at most half", "output size is 0")
+
+
+def _describe_failure(tracer: Tracer, e: Exception) -> str:
+    where = tracer.frames[-1] if tracer.frames else None
+    layer = f"{where.name or 'the model'} ({type(where.module).__name__})" if where else "the model"
+    op, shapes = tracer.current
+    shape = "x".join(str(s) for s in shapes[0][1:]) if shapes and shapes[0] else "?"
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    low = msg.lower()
+    if any(k in low for k in _TOO_SMALL):
+        return (f"input too small for the net: {layer} gets a {shape} input and its {pretty(op) or 'output'} "
+                f"would produce an output size < 1 ({msg}); use a larger --input-size")
+    return f"forward failed in {layer} at {pretty(op) or '?'} with input {shape}: {type(e).__name__}: {msg}"
