@@ -107,9 +107,7 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
         warnings.append(f"{len(graph.unused_params)} parameter tensor(s) are not used in forward but are counted "
                         f"in the total: {shown}")
     out_index, out_state = graph.outputs[0]
-    rf = _model_rf(out_index, out_state, nodes, by_index, rf_at, layers)
-    if rf.gated and not any("gating" in w for w in warnings):
-        pass
+    rf = _model_rf(out_index, out_state, nodes, by_index, rf_at, graph.module_outputs)
     counts = _counts(nodes)
     report = Report(model=model_name, input_size=input_size,
                     params=Params(graph.params_total, graph.params_trainable, list(graph.unused_params)),
@@ -144,16 +142,18 @@ def _layer(n: Node, nodes: list[Node]) -> Layer:
 
 
 def _model_rf(out_index: int, st: TensorState, nodes: list[Node], by_index: dict[int, Node],
-              rf_at: Optional[str], layers: list[Layer]) -> ModelRF:
+              rf_at: Optional[str], module_outputs: dict[str, int]) -> ModelRF:
     if rf_at is not None:
         match = [n for n in nodes[1:] if n.name == rf_at]
+        if not match and rf_at in module_outputs:
+            match = [by_index[module_outputs[rf_at]]]
         if not match:
             close = [n.name for n in nodes[1:] if rf_at in n.name][:8]
             hint = f"; similar: {', '.join(close)}" if close else ""
             raise RFCheckError(f"--rf-at {rf_at}: no such layer{hint} (see the table's name column)")
         n = match[0]
         geo = [n.state.geo[a] for a in _axes(n.state)]
-        return ModelRF(tuple(g.env.size_max for g in geo), n.name, n.state.exact,
+        return ModelRF(tuple(g.env.size_max for g in geo), rf_at, n.state.exact,
                        min=tuple(g.short.size_min for g in geo), jump=tuple(g.env.jump for g in geo))
     geo = [st.geo[a] for a in _axes(st)]
     if geo and all(g.global_at is not None for g in geo):

@@ -49,6 +49,9 @@ class Graph:
     params_total: int
     params_trainable: int
     unused_params: list[str]
+    module_outputs: dict[str, int] = field(default_factory=dict)  # module call name -> producing node
+    module_types: dict[str, str] = field(default_factory=dict)
+    top_level: list[str] = field(default_factory=list)  # direct children of the model, in call order
 
 
 @dataclass
@@ -105,6 +108,9 @@ class Tracer(TorchFunctionMode):
         self.suppress = 0
         self.current: tuple[str, list[tuple[int, ...]]] = ("", [])
         self.warnings: list[str] = []
+        self.module_outputs: dict[str, int] = {}
+        self.module_types: dict[str, str] = {}
+        self.top_level: list[str] = []
 
     # -- tensors -----------------------------------------------------------------------
     def to_meta(self, t: torch.Tensor) -> torch.Tensor:
@@ -260,6 +266,19 @@ class Tracer(TorchFunctionMode):
         if frame.inert:
             return None
         outs = list(_tensors(output))
+        self._post(frame, module, args, outs)
+        self._note_module_output(frame, outs)
+        return None
+
+    def _note_module_output(self, frame: _Frame, outs: list[torch.Tensor]) -> None:
+        if frame.module is self.model or not outs or id(outs[0]) not in self.registry:
+            return
+        self.module_outputs[frame.name] = self.registry[id(outs[0])][0]
+        self.module_types[frame.name] = type(frame.module).__name__
+        if len(self.frames) == 1 and self.frames[0].module is self.model and frame.name not in self.top_level:
+            self.top_level.append(frame.name)
+
+    def _post(self, frame: _Frame, module, args, outs):
         if frame.rule is not None:
             self.suppress -= 1
             tracked, seen = [], set()
@@ -325,7 +344,8 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Graph:
     total = sum(n for _, n, _ in tracer.params.values())
     trainable = sum(n for _, n, rg in tracer.params.values() if rg)
     unused = sorted(name for pid, (name, _, _) in tracer.params.items() if pid not in tracer.attributed)
-    return Graph(tracer.nodes, outputs, tracer.warnings, total, trainable, unused)
+    return Graph(tracer.nodes, outputs, tracer.warnings, total, trainable, unused,
+                 tracer.module_outputs, tracer.module_types, tracer.top_level)
 
 
 _TOO_SMALL = ("too small", "can't be greater than actual input size", "cannot be greater than",

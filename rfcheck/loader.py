@@ -1,0 +1,127 @@
+"""Turn a command-line model spec into built nn.Module objects, with one-line errors.
+
+Specs: ``PATH.py`` (the nn.Module subclasses defined in that file), ``PATH.py:Name`` and
+``package.module:Name`` where Name is a class or a factory returning a module.  Models are
+built with no arguments."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from types import ModuleType
+from typing import Any, Callable
+
+import torch
+
+from .errors import RFCheckError
+
+
+def _load_file(path: str) -> ModuleType:
+    if not os.path.exists(path):
+        raise RFCheckError(f"model file {path}: no such file")
+    if os.path.isdir(path):
+        raise RFCheckError(f"model file {path}: is a directory, expected a .py file")
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    mod_name = "_rfcheck_user_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise RFCheckError(f"model file {path}: cannot be imported (expected a .py file)")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise RFCheckError(f"{path} line {e.lineno}: SyntaxError: {e.msg}") from e
+    except SystemExit as e:
+        raise RFCheckError(f"{path}: importing it called exit({e.code}); guard scripts with "
+                           "if __name__ == '__main__':") from e
+    except Exception as e:
+        raise RFCheckError(f"{path}: import failed: {type(e).__name__}: {e}") from e
+    return module
+
+
+def _import(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        raise RFCheckError(f"cannot import module {name!r}: {e}") from e
+    except Exception as e:
+        raise RFCheckError(f"importing module {name!r} failed: {type(e).__name__}: {e}") from e
+
+
+def _defined_models(module: ModuleType) -> list[type]:
+    return [obj for obj in vars(module).values()
+            if inspect.isclass(obj) and issubclass(obj, torch.nn.Module) and obj.__module__ == module.__name__]
+
+
+def _required_args(obj: Callable) -> list[str]:
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in sig.parameters.values()
+            if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD,
+                                                                  p.KEYWORD_ONLY)]
+
+
+def build(obj: Any, label: str) -> torch.nn.Module:
+    """Call a class or factory with no arguments and check it gives a module."""
+    if isinstance(obj, torch.nn.Module):
+        return obj
+    if not callable(obj):
+        raise RFCheckError(f"{label} is a {type(obj).__name__}, not a model class or factory")
+    missing = _required_args(obj)
+    if missing:
+        raise RFCheckError(f"{label}() needs arguments ({', '.join(missing)}); rfcheck builds models with no "
+                           "arguments: give them defaults or point at a factory function that takes none")
+    try:
+        model = obj()
+    except Exception as e:
+        raise RFCheckError(f"building {label}() failed: {type(e).__name__}: {e}") from e
+    if not isinstance(model, torch.nn.Module):
+        raise RFCheckError(f"{label}() returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def load(spec: str, all_models: bool = False) -> list[tuple[str, torch.nn.Module]]:
+    """Return ``[(label, model), ...]`` for a spec."""
+    path, _, name = spec.partition(":") if not _is_windows_drive(spec) else (spec, "", "")
+    if path.endswith(".py") or os.sep in path or os.path.exists(path):
+        module = _load_file(path)
+        where = path
+    else:
+        if not name:
+            raise RFCheckError(f"model {spec!r}: expected PATH.py, PATH.py:NAME or package.module:NAME")
+        module = _import(path)
+        where = path
+    if name:
+        obj = module
+        for part in name.split("."):
+            if not hasattr(obj, part):
+                found = ", ".join(c.__name__ for c in _defined_models(module)) or "none"
+                raise RFCheckError(f"{where} has no {name!r}; models defined there: {found}")
+            obj = getattr(obj, part)
+        return [(f"{where}:{name}", build(obj, f"{where}:{name}"))]
+    classes = _defined_models(module)
+    if not classes:
+        raise RFCheckError(f"{where} defines no torch.nn.Module subclass; name a model with {where}:NAME")
+    if all_models:
+        return [(f"{where}:{c.__name__}", build(c, f"{where}:{c.__name__}")) for c in classes]
+    if len(classes) > 1:
+        buildable = [c for c in classes if not _required_args(c)]
+        if len(buildable) == 1:
+            classes = buildable
+        else:
+            names = ", ".join(c.__name__ for c in (buildable or classes))
+            raise RFCheckError(f"{where} defines several models ({names}); pick one with {where}:NAME "
+                               "or use --all")
+    c = classes[0]
+    return [(f"{where}:{c.__name__}", build(c, f"{where}:{c.__name__}"))]
+
+
+def _is_windows_drive(spec: str) -> bool:
+    return len(spec) > 2 and spec[1] == ":" and spec[0].isalpha() and spec[2] in "\\/"

@@ -1,0 +1,112 @@
+"""Views of a :class:`Report`: the table and the JSON text."""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from typing import Optional, Sequence
+
+from tabulate import tabulate
+
+from .checks import CheckResult
+from .report import Layer, Report, number
+
+
+def _x(values: Sequence) -> str:
+    return "x".join(_num(v) for v in values) if values else "-"
+
+
+def _num(v) -> str:
+    if v is None:
+        return "?"
+    if isinstance(v, Fraction):
+        if v.denominator == 1:
+            return str(v.numerator)
+        return f"{float(v):g}" if len(f"{float(v):g}") <= 6 else f"{v.numerator}/{v.denominator}"
+    return str(v)
+
+
+def _starts(values: Sequence) -> str:
+    return ",".join(_num(v) for v in values) if values else "-"
+
+
+def _kernel(l: Layer) -> str:
+    if l.kernel is None:
+        return ""
+    parts = [_x(l.kernel)]
+    if l.stride and any(s != 1 for s in l.stride):
+        parts.append("s" + _x(l.stride))
+    if l.padding and any(p != 0 for p in l.padding):
+        parts.append("p" + _x(l.padding))
+    if l.dilation and any(d != 1 for d in l.dilation):
+        parts.append("d" + _x(l.dilation))
+    if l.groups and l.groups > 1:
+        parts.append(f"g{l.groups}")
+    return " ".join(parts)
+
+
+def _flags(l: Layer) -> str:
+    flags = []
+    if l.is_global:
+        flags.append("global")
+    if l.unknown:
+        flags.append("UNKNOWN")
+    elif not l.exact:
+        flags.append("not exact")
+    if l.phase_dependent:
+        flags.append("phase")
+    return ",".join(flags)
+
+
+def table(report: Report) -> str:
+    rows = [[l.name, l.type, _x(l.output_shape), _kernel(l), _x(l.rf), _x(l.rf_min), _x(l.jump),
+             _starts(l.start), f"{l.params:,}" if l.params else ("shared" if l.shared_params else ""),
+             _flags(l)] for l in report.layers]
+    head = ["layer", "type", "output", "kernel", "RF", "RF min", "jump", "start", "params", "flags"]
+    return tabulate(rows, head, tablefmt="simple", disable_numparse=True)
+
+
+def summary(report: Report) -> str:
+    p, c, rf = report.params, report.counts, report.rf
+    lines = [f"model: {report.model}   input: {_x(report.input_size)}",
+             f"parameters: {p.total:,} total, {p.trainable:,} trainable   MACs: {report.macs:,}",
+             "counts: " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in c.items())]
+    exact = "exact" if rf.exact else "NOT exact (see warnings)"
+    if rf.global_layer:
+        lines.append(f"model RF: {_x(rf.size)} (jump {_x(rf.jump)}) at the input of the global pool "
+                     f"{rf.global_layer}; {_x(rf.with_global)} if the pool's window is counted; {exact}")
+    else:
+        lines.append(f"model RF: {_x(rf.size)} (jump {_x(rf.jump)}) at {rf.at}; {exact}")
+    if rf.min and tuple(rf.min) != tuple(rf.size):
+        lines.append(f"shortest path RF: {_x(rf.min)} (skip connections / phases)")
+    return "\n".join(lines)
+
+
+def checks_text(results: Sequence[CheckResult]) -> str:
+    if not results:
+        return ""
+    lines = ["checks:"]
+    for r in results:
+        lines.append(f"  [{'PASS' if r.passed else 'FAIL'}] {r.rule}: {r.message}")
+    return "\n".join(lines)
+
+
+def text(report: Report, results: Sequence[CheckResult] = ()) -> str:
+    parts = [table(report), "", summary(report)]
+    if report.warnings:
+        parts += ["", "warnings:"] + [f"  - {w}" for w in report.warnings]
+    if results:
+        parts += ["", checks_text(results)]
+    return "\n".join(parts)
+
+
+def to_json_dict(report: Report, results: Optional[Sequence[CheckResult]] = None) -> dict:
+    d = report.to_dict()
+    if results is not None:
+        d["checks"] = [r.to_dict() for r in results]
+        d["passed"] = all(r.passed for r in results)
+    return d
+
+
+def json_text(reports: Sequence[Report], results: Sequence[Sequence[CheckResult]]) -> str:
+    docs = [to_json_dict(r, res) for r, res in zip(reports, results)]
+    return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, default=number)
