@@ -61,8 +61,12 @@ def _meta_inputs(input_size, inputs) -> list[torch.Tensor]:
 
 def _layout_hint(msg: str, size: tuple[int, ...]) -> str:
     m = re.search(r"to have (\d+) channels, but got (\d+) channels", msg)
+    fixed = ",".join(map(str, (size[-1],) + size[:-1]))
     if m and len(size) >= 3 and size[-1] == int(m.group(1)) and size[0] != int(m.group(1)):
-        fixed = ",".join(map(str, (size[-1],) + size[:-1]))
+        return (f"input size {','.join(map(str, size))} looks channels-last; rfcheck expects channels first "
+                f"(C,H,W): try --input-size {fixed} ({msg})")
+    # meta kernels only say "Invalid channel dimensions": judge from the sizes alone
+    if not m and "channel" in msg.lower() and len(size) >= 3 and size[-1] <= 4 < size[0]:
         return (f"input size {','.join(map(str, size))} looks channels-last; rfcheck expects channels first "
                 f"(C,H,W): try --input-size {fixed} ({msg})")
     return msg
@@ -76,7 +80,9 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
                  rf_at: Optional[str] = None) -> Report:
     nodes = graph.nodes
     by_index = {n.index: n for n in nodes}
-    layers = [_layer(n, nodes) for n in nodes[1:]]
+    first = nodes[0].shapes[0] if nodes[0].shapes and nodes[0].shapes[0] else (1,)
+    batch = max(int(first[0]), 1)  # MACs are per sample
+    layers = [_layer(n, nodes, batch) for n in nodes[1:]]
     warnings: list[str] = []
     unknown_seen = False
     for n in nodes[1:]:
@@ -121,17 +127,21 @@ def _spatial_out(n: Node) -> list[int]:
     return [shape[j] for j, d in enumerate(n.state.dims) if d.kind == "spatial"]
 
 
-def _layer(n: Node, nodes: list[Node]) -> Layer:
+def _layer(n: Node, nodes: list[Node], batch: int = 1) -> Layer:
     st = n.state
     axes = _axes(st)
     envs = [st.geo[a].env for a in axes]
     shorts = [st.geo[a].short for a in axes]
     info = n.info
+    # a unit depends on the input only if it does along every axis (an axis where no unit
+    # does, e.g. a stride that keeps only the empty phases of a transposed conv, empties all)
+    dead = any(e.size_max == 0 for e in envs)
     return Layer(
         name=n.name, type=n.type, output_shape=tuple(n.shapes[0][1:]) if n.shapes[0] else (),
-        params=n.params, macs=n.macs,
-        rf=tuple(e.size_max for e in envs), rf_min=tuple(s.size_min for s in shorts),
-        jump=tuple(e.jump for e in envs), start=tuple(e.start for e in envs),
+        params=n.params, macs=n.macs // batch,
+        rf=tuple(0 if dead else e.size_max for e in envs),
+        rf_min=tuple(0 if dead else s.size_min for s in shorts),
+        jump=tuple(e.jump for e in envs), start=tuple(None if dead else e.start for e in envs),
         is_global=n.is_global, exact=st.exact, unknown=n.unknown,
         phase_dependent=any(e.phase_dependent for e in envs),
         kernel=info.get("kernel"), stride=info.get("stride"), padding=info.get("padding"),
@@ -141,8 +151,16 @@ def _layer(n: Node, nodes: list[Node]) -> Layer:
     )
 
 
-def _model_rf(out_index: int, st: TensorState, nodes: list[Node], by_index: dict[int, Node],
-              rf_at: Optional[str], module_outputs: dict[str, int]) -> ModelRF:
+def _model_rf(*args) -> ModelRF:
+    rf = _model_rf_raw(*args)
+    if rf.size and any(s == 0 for s in rf.size):  # depends on nothing along one axis: on nothing
+        rf.size = tuple(0 for _ in rf.size)
+        rf.min = tuple(0 for _ in rf.min)
+    return rf
+
+
+def _model_rf_raw(out_index: int, st: TensorState, nodes: list[Node], by_index: dict[int, Node],
+                  rf_at: Optional[str], module_outputs: dict[str, int]) -> ModelRF:
     if rf_at is not None:
         match = [n for n in nodes[1:] if n.name == rf_at]
         if not match and rf_at in module_outputs:

@@ -4,6 +4,7 @@ Exit codes: 0 all checks pass, 1 a check fails, 2 the model could not be loaded 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import traceback
 from typing import Optional, Sequence
@@ -20,7 +21,7 @@ EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 def parse_size(text: str) -> tuple[int, ...]:
     try:
-        size = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+        size = tuple(int(p) for p in re.split(r"[,x]", text.strip()))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers C,H,W such as 3,32,32, got {text!r}") from None
     if len(size) < 2 or len(size) > 4 or any(s < 1 for s in size):

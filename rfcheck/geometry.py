@@ -4,7 +4,7 @@ An :class:`Envelope` says, for every output index ``o`` of one axis, which inter
 *input* indices ``[lo(o), hi(o)]`` the unit depends on.  It is periodic:
 ``lo(o + period) = lo(o) + shift``, so the jump is ``shift / period`` (a fraction after
 transposed convs or upsampling) and the receptive field may differ from phase to phase.
-Composing envelopes is exact because every op we model has monotone windows.
+Composing envelopes is exact: the extremes of a window's taps are found within one period.
 
 Coordinates are those of the input pixel centres (0, 1, 2, ...) on an unbounded input, the
 convention of the Distill article and of all RF tools: padding does not shrink the RF.
@@ -29,6 +29,8 @@ class Envelope:
     shift: int
     lo: tuple[Optional[int], ...]
     hi: tuple[Optional[int], ...]
+    #: taps of a layer window are lo, lo+step, ..., hi (a dilated kernel reads every d-th input)
+    step: int = 1
 
     # -- evaluation -----------------------------------------------------------------
     def at(self, o: int) -> Interval:
@@ -61,7 +63,12 @@ class Envelope:
 
     @property
     def phase_dependent(self) -> bool:
-        return len(set(self.sizes())) > 1 or any(l is None for l in self.lo)
+        """True unless every unit's RF is ``start + o*jump +- (size-1)/2`` with one size: after
+        upsampling or a transposed conv, sizes, centres or emptiness may vary with the phase."""
+        if any(l is None for l in self.lo) or len(set(self.sizes())) > 1:
+            return True
+        c0 = Fraction(self.lo[0] + self.hi[0], 2)
+        return any(Fraction(l + h, 2) != c0 + o * self.jump for o, (l, h) in enumerate(zip(self.lo, self.hi)))
 
     # -- algebra --------------------------------------------------------------------
     def compose(self, layer: "Envelope") -> "Envelope":
@@ -74,23 +81,23 @@ class Envelope:
         his: list[Optional[int]] = []
         for o in range(period):
             w = layer.at(o)
-            first = last = None
+            lo_min = hi_max = None
             if w is not None:
                 a, b = w
-                for i in range(a, min(b, a + self.period - 1) + 1):
-                    first = self.at(i)
-                    if first is not None:
-                        break
-                for i in range(b, max(a, b - self.period + 1) - 1, -1):
-                    last = self.at(i)
-                    if last is not None:
-                        break
-            if first is None or last is None:
-                los.append(None)
-                his.append(None)
-            else:
-                los.append(first[0])
-                his.append(last[1])
+                # the taps' phases modulo self.period repeat within self.period taps and lo/hi
+                # grow by self.shift >= 0 per period, so the extremes lie in the first/last period
+                # (within a period the map need not be monotone: dilated transposed convs)
+                taps = (b - a) // layer.step + 1
+                n = min(taps, self.period)
+                for t in range(n):
+                    iv = self.at(a + t * layer.step)
+                    if iv is not None and (lo_min is None or iv[0] < lo_min):
+                        lo_min = iv[0]
+                    iv = self.at(b - t * layer.step)
+                    if iv is not None and (hi_max is None or iv[1] > hi_max):
+                        hi_max = iv[1]
+            los.append(lo_min)
+            his.append(hi_max if lo_min is not None else None)
         return Envelope(period, shift, tuple(los), tuple(his)).normalized()
 
     def union(self, other: "Envelope") -> "Envelope":
@@ -119,7 +126,7 @@ class Envelope:
             s = self.shift * d // p
             if all(_shifted(self.lo[o], s) == self.lo[o + d] and _shifted(self.hi[o], s) == self.hi[o + d]
                    for o in range(p - d)):
-                return Envelope(d, s, self.lo[:d], self.hi[:d])
+                return Envelope(d, s, self.lo[:d], self.hi[:d], self.step)
         return self
 
 
@@ -133,7 +140,7 @@ IDENTITY = Envelope(1, 1, (0,), (0,))
 # -- layer windows (output index -> layer-input interval) ------------------------------
 def sliding(kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> Envelope:
     """Conv / pooling window: output o reads inputs o*s - p ... o*s - p + d*(k-1)."""
-    return Envelope(1, stride, (-padding,), (-padding + dilation * (kernel - 1),))
+    return Envelope(1, stride, (-padding,), (-padding + dilation * (kernel - 1),), max(dilation, 1))
 
 
 def transposed(kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> Envelope:
@@ -145,7 +152,8 @@ def transposed(kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
                if (o + padding - k * dilation) % stride == 0]
         los.append(min(ins) if ins else None)
         his.append(max(ins) if ins else None)
-    return Envelope(stride, 1, tuple(los), tuple(his)).normalized()
+    # the inputs of one phase are spaced by d / gcd(d, s)
+    return Envelope(stride, 1, tuple(los), tuple(his), max(dilation // gcd(dilation, stride), 1)).normalized()
 
 
 def crop(offset: int, step: int = 1) -> Envelope:

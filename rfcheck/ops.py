@@ -120,7 +120,13 @@ def pretty(op: str) -> str:
 # -- pointwise ---------------------------------------------------------------------------
 def pointwise(call: Call) -> Result:
     call.info["kind"] = "pointwise" if len(call.tracked) == 1 else "merge"
-    return [call.merge(o) for o in call.outputs]
+    results = [call.merge(o) for o in call.outputs]
+    sub = call.state.subpixel
+    if sub is not None and len(call.tracked) == 1:
+        for r in results:
+            if tuple(r.dims) == tuple(call.state.dims):
+                r.subpixel = sub
+    return results
 
 
 # -- convolutions ------------------------------------------------------------------------
@@ -267,6 +273,10 @@ def interpolate(call: Call) -> Result:
 def pixel_shuffle(call: Call) -> Result:
     r = call.bind(["input", "upscale_factor"])["upscale_factor"]
     call.info.update(kind="pixel_shuffle", factor=r)
+    st = call.state
+    if st.subpixel is not None and st.subpixel[0] == r:
+        call.note("undoes the pixel_unshuffle before it: the geometry before that is restored")
+        return TensorState(st.dims, dict(st.subpixel[1]), st.exact)
     from .geometry import Envelope
     w = Envelope(r, 1, (0,) * r, (0,) * r)
     return call.window({-2: w, -1: w})
@@ -276,7 +286,11 @@ def pixel_shuffle(call: Call) -> Result:
 def pixel_unshuffle(call: Call) -> Result:
     r = call.bind(["input", "downscale_factor"])["downscale_factor"]
     call.info.update(kind="pixel_unshuffle", factor=r)
-    return call.window({-2: sliding(r, r), -1: sliding(r, r)})
+    st = call.state
+    out = call.window({-2: sliding(r, r), -1: sliding(r, r)})
+    if all(st.dims[j].kind == "spatial" for j in (-2, -1)):
+        out.subpixel = (r, dict(st.geo))
+    return out
 
 
 @register_function("pad")

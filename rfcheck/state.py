@@ -33,6 +33,9 @@ class TensorState:
     geo: dict[int, AxisGeo]
     exact: bool = True
     notes: list[str] = field(default_factory=list)
+    #: after pixel_unshuffle(r), through per-element ops only: (r, the geometry before it), so
+    #: that pixel_shuffle(r) restores it exactly (each channel still holds one input phase)
+    subpixel: Optional[tuple[int, dict[int, AxisGeo]]] = None
 
     @classmethod
     def for_input(cls, shape: tuple[int, ...]) -> "TensorState":

@@ -61,6 +61,7 @@ class _Frame:
     start: int
     rule: Any = None
     inert: bool = False
+    in_shapes: list = field(default_factory=list)
 
 
 def _tensors(obj: Any) -> Iterator[torch.Tensor]:
@@ -170,6 +171,7 @@ class Tracer(TorchFunctionMode):
         if tracked:
             self.current = (name, [_shape(t) for t in tracked])
         out = self._call(func, margs, mkwargs)
+        self.current = ("", [])  # an error raised after this op is not this op's
         if self.suppress:
             return out
         outs = list(_tensors(out))
@@ -252,7 +254,8 @@ class Tracer(TorchFunctionMode):
             base = type(module).__name__
         self.calls[mid] = self.calls.get(mid, 0) + 1
         name = base if self.calls[mid] == 1 else f"{base}:{self.calls[mid]}"
-        frame = _Frame(module, name, len(self.nodes))
+        frame = _Frame(module, name, len(self.nodes), in_shapes=[_shape(t) for t in _tensors(args)])
+        self.current = ("", [])
         if self.suppress:
             frame.inert = True
         elif module is not self.model:
@@ -357,10 +360,13 @@ def _describe_failure(tracer: Tracer, e: Exception) -> str:
     where = tracer.frames[-1] if tracer.frames else None
     layer = f"{where.name or 'the model'} ({type(where.module).__name__})" if where else "the model"
     op, shapes = tracer.current
+    if not op and where is not None:
+        shapes = where.in_shapes
     shape = "x".join(str(s) for s in shapes[0][1:]) if shapes and shapes[0] else "?"
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     low = msg.lower()
     if any(k in low for k in _TOO_SMALL):
         return (f"input too small for the net: {layer} gets a {shape} input and its {pretty(op) or 'output'} "
                 f"would produce an output size < 1 ({msg}); use a larger --input-size")
-    return f"forward failed in {layer} at {pretty(op) or '?'} with input {shape}: {type(e).__name__}: {msg}"
+    at = f" at {pretty(op)}" if op else ""
+    return f"forward failed in {layer}{at} with input {shape}: {type(e).__name__}: {msg}"
