@@ -8,7 +8,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from .errors import RFCheckError, TraceError
-from .report import COUNT_KEYS, Layer, ModelRF, Params, Report
+from .report import COUNT_KEYS, Block, Layer, ModelRF, Params, Report
 from .state import TensorState
 from .tracer import Graph, Node, trace
 
@@ -114,12 +114,71 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
                         f"in the total: {shown}")
     out_index, out_state = graph.outputs[0]
     rf = _model_rf(out_index, out_state, nodes, by_index, rf_at, graph.module_outputs)
-    counts = _counts(nodes)
-    report = Report(model=model_name, input_size=input_size,
+    counts, members = _counts(nodes)
+    unproductive = _unproductive(nodes, layers, input_size)
+    if unproductive:
+        shown = ", ".join(unproductive[:6]) + (" ..." if len(unproductive) > 6 else "")
+        warnings.append(f"unproductive layers: {len(unproductive)} windowed layer(s) run after every unit already "
+                        f"sees the whole {_fmt_tuple(input_size[1:])} input, so they cannot widen the RF: {shown} "
+                        "(use 1x1 convs there, or fewer layers)")
+    report = Report(model=model_name, input_size=input_size, blocks=_blocks(graph, by_index, layers),
+                    unproductive=unproductive,
                     params=Params(graph.params_total, graph.params_trainable, list(graph.unused_params)),
-                    rf=rf, layers=layers, counts=counts, warnings=warnings,
+                    rf=rf, layers=layers, counts=counts, count_layers=members, warnings=warnings,
                     macs=sum(l.macs for l in layers), exact=out_state.exact and not unknown_seen)
     return report
+
+
+_WINDOW_KINDS = ("conv", "conv_transpose", "max_pool", "avg_pool", "lp_pool")
+
+
+def _unproductive(nodes: list[Node], layers: list[Layer], input_size: tuple[int, ...]) -> list[str]:
+    """Windowed layers that run after some layer's every unit already sees the whole input
+    (they cannot widen anything; a large RF alone does not mean that: a corner unit's RF
+    mostly lies in the padding)."""
+    covered = False
+    out = []
+    for n, l in zip(nodes[1:], layers):
+        if l.is_global:
+            break
+        if covered and l.kind in _WINDOW_KINDS and any(k > 1 for k in (l.kernel or ())):
+            out.append(l.name)
+        if not covered and _sees_everything(n, input_size):
+            covered = True
+    return out
+
+
+def _sees_everything(n: Node, input_size: tuple[int, ...]) -> bool:
+    st = n.state
+    axes = _axes(st)
+    if not axes or len(axes) != len(input_size) - 1 or any(st.geo[a].global_at is not None for a in axes):
+        return False
+    sizes = {st.dims[j].axis: n.shapes[0][j] for j in range(len(st.dims)) if st.dims[j].kind == "spatial"}
+    for a in axes:
+        env, full, m = st.geo[a].env, input_size[1 + a], sizes.get(a)
+        if m is None:
+            return False
+        # lo grows and hi grows period by period: the worst units are in the first/last period
+        for o in list(range(min(m, env.period))) + list(range(max(0, m - env.period), m)):
+            iv = env.at(o)
+            if iv is None or iv[0] > 0 or iv[1] < full - 1:
+                return False
+    return True
+
+
+def _blocks(graph: Graph, by_index: dict[int, Node], layers: list[Layer]) -> list[Block]:
+    by_name = {l.name: l for l in layers}
+    blocks = []
+    for name in graph.top_level:
+        idx = graph.module_outputs.get(name)
+        if idx is None or idx not in by_index:
+            continue
+        l = by_name.get(by_index[idx].name)
+        if l is None:
+            continue
+        params = sum(x.params for x in layers if x.name == name or x.name.startswith(name + "."))
+        blocks.append(Block(name, graph.module_types.get(name, ""), l.name, l.output_shape, l.rf, l.jump, params))
+    return blocks
 
 
 def _spatial_out(n: Node) -> list[int]:
@@ -147,7 +206,7 @@ def _layer(n: Node, nodes: list[Node], batch: int = 1) -> Layer:
         kernel=info.get("kernel"), stride=info.get("stride"), padding=info.get("padding"),
         dilation=info.get("dilation"), groups=info.get("groups"),
         inputs=[nodes[i].name for i in n.inputs], shared_params=n.shared_params, notes=list(n.notes),
-        kind=info.get("kind"),
+        kind=info.get("kind"), global_kind=info.get("global_kind") if n.is_global else None,
     )
 
 
@@ -187,8 +246,9 @@ def _model_rf_raw(out_index: int, st: TensorState, nodes: list[Node], by_index: 
                    gated=any(g.gated for g in geo))
 
 
-def _counts(nodes: list[Node]) -> dict[str, int]:
-    counts = dict.fromkeys(COUNT_KEYS, 0)
+def _counts(nodes: list[Node]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Counts of design features, and the layers counted (a DWS pair is named "dw+pw")."""
+    members: dict[str, list[str]] = {k: [] for k in COUNT_KEYS}
     consumers: dict[int, list[Node]] = {}
     for n in nodes[1:]:
         for i in set(n.inputs):
@@ -196,21 +256,22 @@ def _counts(nodes: list[Node]) -> dict[str, int]:
     for n in nodes[1:]:
         kind = n.info.get("kind")
         if kind in ("conv", "conv_transpose") and any(d > 1 for d in n.info["dilation"]):
-            counts["dilated"] += 1
+            members["dilated"].append(n.name)
         if kind == "conv_transpose":
-            counts["transposed"] += 1
+            members["transposed"].append(n.name)
         if kind == "max_pool":
-            counts["max_pool"] += 1
+            members["max_pool"].append(n.name)
         if kind == "linear":
-            counts["linear"] += 1
+            members["linear"].append(n.name)
         if n.is_global and n.info.get("global_kind") == "avg" and all(
                 g.global_at is not None for g in n.state.geo.values()):
-            counts["gap"] += 1
+            members["gap"].append(n.name)
         if is_depthwise(n):
-            counts["depthwise"] += 1
-            if separable_partner(n, consumers) is not None:
-                counts["depthwise_separable"] += 1
-    return counts
+            members["depthwise"].append(n.name)
+            partner = separable_partner(n, consumers)
+            if partner is not None:
+                members["depthwise_separable"].append(f"{n.name}+{partner.name}")
+    return {k: len(v) for k, v in members.items()}, members
 
 
 def is_depthwise(n: Node) -> bool:

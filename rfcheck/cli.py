@@ -1,20 +1,19 @@
 """The ``rfcheck`` command (also ``python -m rfcheck``).
 
-Exit codes: 0 all checks pass, 1 a check fails, 2 the model could not be loaded or analysed."""
+Exit codes: 0 all rules hold, 1 a rule fails, 2 the model could not be loaded or analysed
+(or a bad option / config value)."""
 from __future__ import annotations
 
 import argparse
 import re
 import sys
 import traceback
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 from . import __version__
-from .analysis import analyze
-from .checks import CHECKS, run_checks
+from .checks import CHECKS
 from .errors import RFCheckError
-from .loader import load
-from .render import json_text, text
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -40,52 +39,118 @@ def _typed(parse):
     return conv
 
 
+def add_rule_options(add, prefix: str = "--", dest_prefix: str = "") -> None:
+    """The rule options, from the one registry; the pytest plugin adds them too (with a prefix)."""
+    for c in CHECKS.values():
+        opt = prefix + c.option[2:]
+        if c.flag:
+            add(opt, dest=dest_prefix + c.name, action=argparse.BooleanOptionalAction, default=None, help=c.help)
+        else:
+            add(opt, dest=dest_prefix + c.name, type=_typed(c.parse), metavar=c.metavar, default=None, help=c.help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rfcheck",
         description="Receptive field, jump, output size and parameters of every layer of a PyTorch model, "
-                    "computed without running it, and design checks.",
-        epilog="exit codes: 0 all checks pass, 1 a check fails, 2 the model could not be loaded or analysed")
-    p.add_argument("model", help="PATH.py, PATH.py:NAME or package.module:NAME (a class or a factory "
-                                 "returning a module, built with no arguments)")
-    p.add_argument("--input-size", type=parse_size, default=(3, 32, 32), metavar="C,H,W",
+                    "computed without running it, and design rules with advice on how to fix a failing design.",
+        epilog="Rules and options may also come from [rfcheck] in setup.cfg or tox.ini, or [tool.rfcheck] in "
+               "pyproject.toml (the nearest one, walking up from the current directory); the command line wins. "
+               "exit codes: 0 all rules hold, 1 a rule fails, 2 the model could not be loaded or analysed.")
+    p.add_argument("models", nargs="+", metavar="model",
+                   help="PATH.py, PATH.py:NAME or package.module:NAME (a class or a factory returning a module, "
+                        "built with no arguments); several may be given")
+    p.add_argument("--input-size", type=parse_size, default=None, metavar="C,H,W",
                    help="one sample's size, channels first, no batch dim (default 3,32,32; 1D: 2,128; "
                         "3D: 2,8,32,32)")
-    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    p.add_argument("--format", choices=("table", "json", "markdown"), default=None, help="output format")
     p.add_argument("--all", action="store_true", help="analyse every model class defined in PATH.py")
-    p.add_argument("--rf-at", metavar="LAYER", help="report the model RF at the output of this layer or "
-                                                    "module instead of at the input of the global pool")
-    group = p.add_argument_group("checks")
-    for c in CHECKS.values():
-        group.add_argument(c.option, dest=c.name, type=_typed(c.parse), metavar=c.metavar, help=c.help)
+    p.add_argument("--rf-at", metavar="LAYER", default=None,
+                   help="report the model RF at the output of this layer or module instead of at the input of the "
+                        "global pool")
+    p.add_argument("--plot", metavar="FILE.png", help="draw RF and jump per layer (needs matplotlib)")
+    p.add_argument("--advice", action=argparse.BooleanOptionalAction, default=None,
+                   help="suggest checked fixes for failing rules (default on)")
+    p.add_argument("--config", metavar="PATH", help="read rules from this setup.cfg / tox.ini / pyproject.toml "
+                                                    "instead of the nearest one")
+    p.add_argument("--isolated", action="store_true", help="ignore config files")
+    group = p.add_argument_group("rules")
+    add_rule_options(group.add_argument)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"rfcheck {__version__}")
     return p
 
 
+def _err(msg: str) -> None:
+    print(f"rfcheck: error: {msg}", file=sys.stderr)
+
+
+def settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(rules, options) with defaults < config file < command line."""
+    from .config import load
+    options: dict[str, Any] = {"input_size": (3, 32, 32), "format": "table", "rf_at": None, "advice": True}
+    rules: dict[str, Any] = {}
+    if not args.isolated:
+        cfg = load(Path(args.config) if args.config else None)
+        for w in cfg.warnings:
+            print(f"rfcheck: warning: {w}", file=sys.stderr)
+        for k, v in cfg.values.items():
+            (rules if k in CHECKS else options)[k] = v
+    elif args.config:
+        raise RFCheckError("--config and --isolated contradict each other")
+    for k in CHECKS:
+        v = getattr(args, k)
+        if v is not None:
+            rules[k] = v
+    for k in ("input_size", "format", "rf_at", "advice"):
+        v = getattr(args, k)
+        if v is not None:
+            options[k] = v
+    return rules, options
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    limits = {name: getattr(args, name) for name in CHECKS}
     try:
-        models = load(args.model, all_models=args.all)
-        reports = [analyze(m, input_size=args.input_size, rf_at=args.rf_at, name=label) for label, m in models]
+        from .design import check_design
+        from .loader import load as load_models
+        from .render import json_text, markdown, text
+        rules, opts = settings(args)
+        reports, results = [], []
+        for spec in args.models:
+            for label, model in load_models(spec, all_models=args.all):
+                rep, res = check_design(model, opts["input_size"], rules, advice=opts["advice"], rf_at=opts["rf_at"],
+                                        name=label, parsed=True)
+                reports.append(rep)
+                results.append(res)
+        if args.plot:
+            from .plot import plot
+            for i, rep in enumerate(reports):
+                path = args.plot if len(reports) == 1 else _numbered(args.plot, i)
+                plot(rep, path)
     except RFCheckError as e:
         if args.debug:
             traceback.print_exc()
-        print(f"rfcheck: error: {e}", file=sys.stderr)
+        _err(str(e))
         return EXIT_ERROR
     except Exception as e:  # a bug of ours: still one line unless --debug
         if args.debug:
             traceback.print_exc()
-        print(f"rfcheck: internal error: {type(e).__name__}: {e} (run with --debug and report it)",
-              file=sys.stderr)
+        _err(f"internal error: {type(e).__name__}: {e} (run with --debug and report it)")
         return EXIT_ERROR
-    results = [run_checks(r, limits) for r in reports]
-    if args.format == "json":
+    fmt = opts["format"]
+    if fmt == "json":
         print(json_text(reports, results))
+    elif fmt == "markdown":
+        print("\n".join(markdown(r, res) for r, res in zip(reports, results)))
     else:
         print("\n\n".join(text(r, res) for r, res in zip(reports, results)))
     return EXIT_FAIL if any(not c.passed for res in results for c in res) else EXIT_OK
+
+
+def _numbered(path: str, i: int) -> str:
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{i + 1}{p.suffix}"))
 
 
 if __name__ == "__main__":

@@ -60,9 +60,18 @@ def _flags(l: Layer) -> str:
 def table(report: Report) -> str:
     rows = [[l.name, l.type, _x(l.output_shape), _kernel(l), _x(l.rf), _x(l.rf_min), _x(l.jump),
              _starts(l.start), f"{l.params:,}" if l.params else ("shared" if l.shared_params else ""),
-             _flags(l)] for l in report.layers]
-    head = ["layer", "type", "output", "kernel", "RF", "RF min", "jump", "start", "params", "flags"]
+             _macs(l.macs), _flags(l)] for l in report.layers]
+    head = ["layer", "type", "output", "kernel", "RF", "RF min", "jump", "start", "params", "MACs", "flags"]
     return tabulate(rows, head, tablefmt="simple", disable_numparse=True)
+
+
+def _macs(v: int) -> str:
+    if not v:
+        return ""
+    for unit, div in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if v >= div:
+            return f"{v / div:.3g}{unit}"
+    return str(v)
 
 
 def summary(report: Report) -> str:
@@ -81,22 +90,82 @@ def summary(report: Report) -> str:
     return "\n".join(lines)
 
 
+def blocks_text(report: Report) -> str:
+    if not report.blocks:
+        return ""
+    rows = [[b.name, b.type, _x(b.output_shape), _x(b.rf), _x(b.jump), f"{b.params:,}"] for b in report.blocks]
+    return "blocks (at the end of each top-level module):\n" + tabulate(
+        rows, ["block", "type", "output", "RF", "jump", "params"], tablefmt="simple", disable_numparse=True)
+
+
 def checks_text(results: Sequence[CheckResult]) -> str:
     if not results:
         return ""
-    lines = ["checks:"]
+    failed = sum(not r.passed for r in results)
+    head = f"rules: {len(results) - failed} passed, {failed} failed"
+    lines = [head]
     for r in results:
         lines.append(f"  [{'PASS' if r.passed else 'FAIL'}] {r.rule}: {r.message}")
+        if not r.passed and r.layers:
+            lines.append(f"         layers: {', '.join(r.layers[:8])}{' ...' if len(r.layers) > 8 else ''}")
+        for a in r.advice:
+            lines.append(f"         fix: {a}")
     return "\n".join(lines)
 
 
 def text(report: Report, results: Sequence[CheckResult] = ()) -> str:
     parts = [table(report), "", summary(report)]
+    b = blocks_text(report)
+    if b:
+        parts += ["", b]
     if report.warnings:
         parts += ["", "warnings:"] + [f"  - {w}" for w in report.warnings]
     if results:
         parts += ["", checks_text(results)]
     return "\n".join(parts)
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
+def markdown(report: Report, results: Sequence[CheckResult] = ()) -> str:
+    """The same report for a pull request or a README."""
+    out = [f"## rfcheck: {report.model} (input {_x(report.input_size)})", ""]
+    if results:
+        failed = sum(not r.passed for r in results)
+        out += [f"**{'PASS' if not failed else 'FAIL'}**: {len(results) - failed} of {len(results)} rules hold", "",
+                "| rule | result | value | limit | details |", "|---|---|---|---|---|"]
+        for r in results:
+            out.append(f"| `{r.rule}` | {'✅ pass' if r.passed else '❌ FAIL'} | {_md_escape(_val(r.value))} | "
+                       f"{_md_escape(_val(r.limit))} | {_md_escape(r.message)} |")
+        advice = [(r.rule, a) for r in results for a in r.advice]
+        if advice:
+            out += ["", "**How to fix:**", ""] + [f"- `{rule}`: {_md_escape(a)}" for rule, a in advice]
+        out.append("")
+    out += ["```", summary(report), "```", ""]
+    if report.blocks:
+        out += ["| block | output | RF | jump | params |", "|---|---|---|---|---|"]
+        out += [f"| {b.name} | {_x(b.output_shape)} | {_x(b.rf)} | {_x(b.jump)} | {b.params:,} |" for b in report.blocks]
+        out.append("")
+    rows = [[l.name, l.type, _x(l.output_shape), _kernel(l), _x(l.rf), _x(l.rf_min), _x(l.jump), _starts(l.start),
+             f"{l.params:,}" if l.params else "", _flags(l)] for l in report.layers]
+    head = ["layer", "type", "output", "kernel", "RF", "RF min", "jump", "start", "params", "flags"]
+    out += ["<details><summary>layers</summary>", "",
+            tabulate(rows, head, tablefmt="github", disable_numparse=True), "", "</details>"]
+    if report.warnings:
+        out += ["", "**Warnings:**", ""] + [f"- {_md_escape(w)}" for w in report.warnings]
+    return "\n".join(out) + "\n"
+
+
+def _val(v) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (list, tuple)):
+        return _x(v) if all(isinstance(x, (int, float, Fraction)) for x in v) else ", ".join(map(str, v)) or "-"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
 
 
 def to_json_dict(report: Report, results: Optional[Sequence[CheckResult]] = None) -> dict:

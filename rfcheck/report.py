@@ -50,6 +50,8 @@ class Layer:
     shared_params: int = 0
     notes: list[str] = field(default_factory=list)
     kind: Optional[str] = None
+    #: for a global reduction: "avg", "max", "linear", ... (what kind of pooling it is)
+    global_kind: Optional[str] = None
 
     @property
     def effective_padding(self) -> tuple[Optional[Fraction], ...]:
@@ -74,6 +76,8 @@ class Layer:
             d["shared_params"] = self.shared_params
         if self.notes:
             d["notes"] = list(self.notes)
+        if self.global_kind:
+            d["global_kind"] = self.global_kind
         return d
 
 
@@ -98,6 +102,22 @@ class ModelRF:
 
 
 @dataclass
+class Block:
+    """A direct child module of the model (C1, C2, ...), at the end of its forward."""
+    name: str
+    type: str
+    layer: str                     # the layer that produced the block's output
+    output_shape: tuple[int, ...]
+    rf: tuple[int, ...]
+    jump: tuple[Fraction, ...]
+    params: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "layer": self.layer, "output_shape": list(self.output_shape),
+                "rf": list(self.rf), "jump": [number(j) for j in self.jump], "params": self.params}
+
+
+@dataclass
 class Params:
     total: int
     trainable: int
@@ -118,6 +138,11 @@ class Report:
     warnings: list[str]
     macs: int = 0
     exact: bool = True
+    blocks: list[Block] = field(default_factory=list)
+    #: the layers behind each count ("depthwise_separable": ["dw+pw", ...])
+    count_layers: dict[str, list[str]] = field(default_factory=dict)
+    #: conv/pool layers that run after every unit already sees the whole input
+    unproductive: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def layer(self, name: str) -> Layer:
@@ -137,6 +162,9 @@ class Report:
             "exact": self.exact,
             "layers": [l.to_dict() for l in self.layers],
             "counts": dict(self.counts),
+            "count_layers": {k: list(v) for k, v in self.count_layers.items()},
+            "blocks": [b.to_dict() for b in self.blocks],
+            "unproductive": list(self.unproductive),
             "warnings": list(self.warnings),
         }
 

@@ -32,6 +32,13 @@ ERR = "rfcheck: error:"
 
 # -- helpers ------------------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
+def _outside_the_repo(tmp_path_factory, monkeypatch):
+    """Run from a folder with no config file: this repository's setup.cfg holds the course
+    brief's rules (tests/test_config.py covers config files)."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(autouse=True)
 def _restore_import_state():
     """The loader puts the model file's folder on sys.path and the module in sys.modules."""
     path, modules = list(sys.path), set(sys.modules)
@@ -495,9 +502,10 @@ def test_tiny_table(capsys):
     rows = table_rows(out)
     assert list(rows) == ["c1", "pool", "c2"]
     # cells: type, output, kernel, RF, RF min, jump, start[, params]
-    assert rows["c1"] == ["Conv2d", "4x8x12", "3x3 p1x1", "3x3", "3x3", "1x1", "0,0", "112"]
+    # MACs: c1 4x8x12 outputs x 3*3*3 taps = 10,368; c2 6x4x6 outputs x 4*3*3 taps = 5,184
+    assert rows["c1"] == ["Conv2d", "4x8x12", "3x3 p1x1", "3x3", "3x3", "1x1", "0,0", "112", "10.4k"]
     assert rows["pool"] == ["MaxPool2d", "4x4x6", "2x2 s2x2", "4x4", "4x4", "2x2", "0.5,0.5"]
-    assert rows["c2"] == ["Conv2d", "6x4x6", "3x3 p1x1", "8x8", "8x8", "2x2", "0.5,0.5", "222"]
+    assert rows["c2"] == ["Conv2d", "6x4x6", "3x3 p1x1", "8x8", "8x8", "2x2", "0.5,0.5", "222", "5.18k"]
     assert f"model: {TINY}:Tiny   input: 3x8x12" in out
     assert "parameters: 334 total, 334 trainable" in out
     assert "model RF: 8x8 (jump 2x2) at c2; exact" in out
@@ -547,7 +555,7 @@ def _script() -> str:
 
 def both(*args: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
     """Run ``rfcheck ARGS`` and ``python -m rfcheck ARGS`` side by side (cwd: the repo root)."""
-    cmds = [[_script(), *args], [sys.executable, "-m", "rfcheck", *args]]
+    cmds = [[_script(), "--isolated", *args], [sys.executable, "-m", "rfcheck", "--isolated", *args]]
     procs = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for c in cmds]
     results = []
