@@ -149,8 +149,8 @@ def markdown(report: Report, results: Sequence[CheckResult] = ()) -> str:
         out += [f"| {b.name} | {_x(b.output_shape)} | {_x(b.rf)} | {_x(b.jump)} | {b.params:,} |" for b in report.blocks]
         out.append("")
     rows = [[l.name, l.type, _x(l.output_shape), _kernel(l), _x(l.rf), _x(l.rf_min), _x(l.jump), _starts(l.start),
-             f"{l.params:,}" if l.params else "", _flags(l)] for l in report.layers]
-    head = ["layer", "type", "output", "kernel", "RF", "RF min", "jump", "start", "params", "flags"]
+             f"{l.params:,}" if l.params else "", _macs(l.macs), _flags(l)] for l in report.layers]
+    head = ["layer", "type", "output", "kernel", "RF", "RF min", "jump", "start", "params", "MACs", "flags"]
     out += ["<details><summary>layers</summary>", "",
             tabulate(rows, head, tablefmt="github", disable_numparse=True), "", "</details>"]
     if report.warnings:
