@@ -22,7 +22,8 @@ class Change:
     value: Any = None
 
     def describe(self, module: nn.Module) -> str:
-        k = "x".join(map(str, getattr(module, "kernel_size", ())))
+        ks = getattr(module, "kernel_size", ())
+        k = "x".join(map(str, ks if isinstance(ks, (tuple, list)) else (ks,) * _nd(module)))
         if self.kind == "dilate":
             return f"set dilation {self.value} on {self.layer} ({k} conv) with padding {_pad_after(module, self.value)}"
         if self.kind == "stride":
@@ -53,6 +54,11 @@ def _nd(m: nn.Module) -> int:
         if type(m).__name__.endswith(f"{n}d"):
             return n
     return 2
+
+
+def _keeps_size(m: nn.Module, d: int = 2) -> bool:
+    """Dilation d keeps the output size only if the extra reach splits evenly on both sides."""
+    return isinstance(m.padding, str) or all((d - d0) * (k - 1) % 2 == 0 for d0, k in zip(m.dilation, m.kernel_size))
 
 
 def _pad_after(m: nn.Module, d: int) -> Any:
@@ -211,7 +217,7 @@ def suggest(model: nn.Module, input_size: Sequence[int], report: Report, results
         texts: list[str] = []
         if r.rule in ("min_rf", "input_fraction"):
             # the gain of dilating / striding a layer grows with its input jump: try the latest ones
-            dil = sorted(((l, m) for l, m in convs if all(d == 1 for d in m.dilation)),
+            dil = sorted(((l, m) for l, m in convs if all(d == 1 for d in m.dilation) and _keeps_size(m)),
                          key=lambda lm: -max(lm[0].jump))[:max_candidates]
             strd = sorted(((l, m) for l, m in convs if all(s == 1 for s in m.stride)),
                           key=lambda lm: -max(lm[0].jump))[:max_candidates]
@@ -244,13 +250,15 @@ def suggest(model: nn.Module, input_size: Sequence[int], report: Report, results
                                        f"{rep.counts['depthwise_separable']}, params {_fmt(report.params.total)} -> "
                                        f"{_fmt(rep.params.total)}, model RF {_fmt(tuple(rep.rf.size))} (unchanged "
                                        "receptive field: same kernel)")
+            depthwise = set(report.count_layers.get("depthwise", []))
             grouped = [l for l in report.layers if l.kind == "conv" and l.groups and l.groups > 1
-                       and l.name not in " ".join(report.count_layers.get("depthwise", []))]
+                       and l.name not in depthwise]
             for l in grouped[:2]:
                 texts.append(f"{l.name} has groups={l.groups} but is not depthwise (groups must equal in_channels), "
                              "so it is not counted")
         elif r.rule == "min_dilated":
-            cands = sorted(((l, m) for l, m in convs if all(d == 1 for d in m.dilation) and all(s == 1 for s in m.stride)),
+            cands = sorted(((l, m) for l, m in convs if all(d == 1 for d in m.dilation) and all(s == 1 for s in m.stride)
+                            and _keeps_size(m)),
                            key=lambda lm: -max(lm[0].jump))
             options = [[Change(l.name, "dilate", 2)] for l, _ in cands[:max_candidates]]
             sug = _suggest(r.rule, ev, report, model, options,
@@ -276,9 +284,12 @@ def suggest(model: nn.Module, input_size: Sequence[int], report: Report, results
             for name in r.layers[:3]:
                 l = report.layer(name)
                 if l.kind == "max_pool":
-                    c = l.output_shape[0]
-                    texts.append(f"replace {l.name} ({l.type}) by a 3x3 conv with stride 2 ({9 * c * c + c:,} params "
-                                 f"for {c} channels), or keep the resolution and use a dilated conv to grow the RF")
+                    c, nd = l.output_shape[0], len(l.output_shape) - 1
+                    taps = 3 ** nd
+                    texts.append(f"replace {l.name} ({l.type}) by a {'x'.join(['3'] * nd)} conv with stride 2 "
+                                 f"({taps * c * c + c:,} params for {c} channels; "
+                                 f"{taps * c + c * c + c:,} as a depthwise-separable pair), or keep the resolution "
+                                 "and use a dilated conv to grow the RF")
                 elif l.kind == "linear":
                     texts.append(f"replace {l.name} ({l.type}) by global average pooling and a 1x1 conv")
         elif r.rule == "blocks":

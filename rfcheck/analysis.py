@@ -105,6 +105,10 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
             warnings.append(f"{n.name} ({n.type}) mixes a globally pooled branch into the feature map (squeeze-"
                             "and-excitation style gating): through it every unit technically sees the whole "
                             "input; the RF reported counts the convolutional path, as other tools do")
+        if n.info.get("kind") == "conv_transpose" and all(st == 1 for st in n.info["stride"]):
+            warnings.append(f"{n.name} ({n.type}) is a stride-1 transposed conv: it acts like a conv with the same "
+                            "effective kernel and full padding (the RF grows by (k_eff-1) x jump, as a conv's would, "
+                            "and the map grows by k_eff-1); it is no RF booster")
         if n.info.get("kind") == "conv" and all(k == 1 for k in n.info["kernel"]) and any(n.info["padding"]):
             warnings.append(f"{n.name} ({n.type}) is a 1x1 conv with padding {_fmt_tuple(n.info['padding'])}: "
                             "it adds a border of padding-only units and grows the map by 2*padding")

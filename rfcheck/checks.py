@@ -70,11 +70,12 @@ def parse_count(text: Any) -> int:
     if s[-1:].lower() in ("k", "m"):
         mult = 1000 if s[-1].lower() == "k" else 1_000_000
         s = s[:-1]
+    from decimal import Decimal, InvalidOperation
     try:
-        value = float(s) * mult
-    except ValueError:
+        value = Decimal(s) * mult  # exact: 2.01k is 2010
+    except (InvalidOperation, ValueError):
         raise ValueError(f"expected a whole number such as 100000 or 100k, got {text!r}") from None
-    if value != int(value) or value < 0:
+    if not value.is_finite() or value != int(value) or value < 0:
         raise ValueError(f"expected a whole number >= 0, got {text!r}")
     return int(value)
 
@@ -220,7 +221,7 @@ def require_gap(report: Report, required: bool) -> CheckResult:
                            + (f" ({inp[0]:,} features)" if inp else "") + " instead of a globally pooled one")
         elif g.global_kind:
             reasons.append(f"the spatial map ends at {g.name} ({g.type}, a global {g.global_kind}), not an average")
-    if not glob:
+    if not glob and not reasons:
         reasons.append("no layer reduces the spatial map to a single position")
     msg = "no global average pooling feeds the classifier: " + "; ".join(reasons)
     return CheckResult("require_gap", False, True, False, msg, [l.name for l in glob])

@@ -446,3 +446,12 @@ def test_bundled_net_against_gradient_reference():
         centre = row.start[axis] + o * row.jump[axis]
         half = Fraction(row.rf[axis] - 1, 2)
         assert (centre - half, centre + half) == box
+
+
+def test_stride1_transposed_conv_is_no_rf_booster():
+    # conv 3 (RF 3, 16 -> 14), convT k3 s1 p0: output o reads inputs o-2..o, like a conv k3 with
+    # padding 2: RF 3 + 2 = 5 and the map grows 14 -> 16, exactly what a padded conv gives
+    r = analyze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ConvTranspose2d(4, 4, 3)), (3, 16, 16))
+    assert r.layers[1].rf == pair(5) and r.layers[1].output_shape == (4, 16, 16)
+    assert not r.layers[1].phase_dependent
+    assert any("stride-1 transposed conv" in w and "no RF booster" in w for w in r.warnings)
