@@ -1,0 +1,195 @@
+"""The trainer: the rules gate, a short run that learns, exact resume, bad checkpoints, NaN
+stop, evaluate, and DDP with 2 CPU processes.  All on tiny generated data."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("albumentations")
+from PIL import Image  # noqa: E402
+
+from training import evaluate as evaluate_cli  # noqa: E402
+from training import train as train_cli  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SMALL = '''
+import torch.nn as nn
+
+class Small(nn.Module):
+    """conv 3x3 s2 (3->8), conv 3x3 s2 (8->16), GAP, 1x1 conv to 3 classes: RF 3, 7."""
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.c2 = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.o = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(16, 3, 1), nn.Flatten())
+
+    def forward(self, x):
+        return self.o(self.c2(self.c1(x)))
+
+class NaNNet(Small):
+    def forward(self, x):
+        return super().forward(x) * float("nan")
+'''
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """ImageFolder, 3 classes told apart by colour: 40 train and 12 test 16x16 PNGs each."""
+    root = tmp_path_factory.mktemp("data") / "toy"
+    rng = np.random.default_rng(0)
+    colours = {"blue": (40, 60, 200), "green": (50, 190, 60), "red": (210, 50, 40)}
+    for split, n in (("train", 40), ("test", 12)):
+        for name, rgb in colours.items():
+            d = root / split / name
+            d.mkdir(parents=True)
+            for i in range(n):
+                img = np.clip(np.array(rgb) + rng.normal(0, 40, (16, 16, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(d / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch, dataset):
+    (tmp_path / "small.py").write_text(SMALL)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def base_args(work: Path, dataset: Path, *extra: str) -> list[str]:
+    return ["small.py:Small", "--data", str(dataset), "--isolated", "--input-size", "3,16,16", "--epochs", "2",
+            "--batch-size", "16", "--workers", "0", "--threads", "1", "--quiet", "--no-plots",
+            "--cache-dir", str(work / "cache"), "--lr", "0.05", *extra]
+
+
+def test_rules_gate_refuses_before_touching_data(work, capsys):
+    rc = train_cli.main(["small.py:Small", "--data", str(work / "does-not-exist"), "--isolated",
+                         "--input-size", "3,16,16", "--min-rf", "100"])
+    out, err = capsys.readouterr()
+    assert rc == 1  # a missing --data would be exit 2: the data was never looked at
+    assert "[FAIL] min_rf: model RF 7x7" in out and "not training" in err
+
+
+def test_no_check_trains_loudly(work, dataset, capsys):
+    rc = train_cli.main(base_args(work, dataset, "--min-rf", "100", "--no-check", "--epochs", "1", "--out", "r"))
+    out, err = capsys.readouterr()
+    assert rc == 0 and "WARNING: --no-check" in err and (work / "r" / "last.pt").exists()
+
+
+def test_short_run_learns_and_writes_everything(work, dataset, capsys):
+    rc = train_cli.main(base_args(work, dataset, "--epochs", "4", "--out", "run", "--lr", "0.2"))
+    out, _ = capsys.readouterr()
+    assert rc == 0, out
+    rows = [json.loads(line) for line in (work / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    summary = json.loads((work / "run" / "summary.json").read_text())
+    assert summary["params"] == 224 + 16 + 1168 + 32 + 51 and summary["rf"] == [7, 7]
+    assert summary["best_test_acc"] >= rows[0]["test_acc"] and summary["best_test_acc"] > 60  # colours: easy
+    assert (work / "run" / "best.pt").exists() and "epoch   4/4" in out
+
+
+def test_plots(work, dataset):
+    pytest.importorskip("matplotlib")
+    args = [a for a in base_args(work, dataset, "--epochs", "1", "--out", "p") if a != "--no-plots"]
+    assert train_cli.main(args) == 0
+    for name in ("curves.png", "per_class.png", "confusion.png"):
+        assert (work / "p" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resume_continues_exactly(work, dataset, monkeypatch, capsys):
+    assert train_cli.main(base_args(work, dataset, "--out", "straight")) == 0
+    # the same run killed during epoch 2 ...
+    from training import engine
+    real = engine.train_one_epoch
+
+    def dies_in_epoch_2(*a, **k):
+        if a[6] == 2:  # the epoch argument (1-based)
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(engine, "train_one_epoch", dies_in_epoch_2)
+    assert train_cli.main(base_args(work, dataset, "--out", "killed")) == 130
+    monkeypatch.setattr(engine, "train_one_epoch", real)
+    assert "--resume" in capsys.readouterr().err
+    # ... refuses to start over, then resumes and ends with the same weights as the straight run
+    assert train_cli.main(base_args(work, dataset, "--out", "killed")) == 2
+    assert train_cli.main(base_args(work, dataset, "--out", "killed", "--resume")) == 0
+    a = torch.load(work / "straight" / "last.pt", weights_only=True)
+    b = torch.load(work / "killed" / "last.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 2
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert [r["test_loss"] for r in a["history"]] == [r["test_loss"] for r in b["history"]]
+
+
+def test_corrupt_and_mismatched_checkpoints(work, dataset, capsys):
+    (work / "bad").mkdir()
+    (work / "bad" / "last.pt").write_bytes(b"not a checkpoint at all")
+    rc = train_cli.main(base_args(work, dataset, "--out", "bad", "--resume"))
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert rc == 2 and len(errors) == 1 and "last.pt" in errors[0] and "corrupt" in errors[0]
+    # a truncated real checkpoint
+    assert train_cli.main(base_args(work, dataset, "--epochs", "1", "--out", "cut")) == 0
+    whole = (work / "cut" / "last.pt").read_bytes()
+    (work / "cut" / "last.pt").write_bytes(whole[: len(whole) // 2])
+    capsys.readouterr()
+    rc = evaluate_cli.main([str(work / "cut" / "last.pt"), "--data", str(dataset)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "corrupt" in err and len(err.strip().splitlines()) == 1
+    rc = evaluate_cli.main([str(work / "bad" / "last.pt"), "--data", str(dataset)])
+    assert rc == 2 and "corrupt" in capsys.readouterr().err
+    # a checkpoint of another model
+    assert train_cli.main(base_args(work, dataset, "--epochs", "1", "--out", "ok")) == 0
+    capsys.readouterr()
+    (work / "other.py").write_text("import torch.nn as nn\nclass Other(nn.Module):\n    def __init__(self):\n"
+                                   "        super().__init__(); self.c = nn.Conv2d(3, 5, 1)\n"
+                                   "    def forward(self, x): return self.c(x).mean((2, 3))\n")
+    rc = evaluate_cli.main([str(work / "ok" / "last.pt"), "--data", str(dataset), "--model", "other.py:Other"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "does not match the model Other" in err
+
+
+def test_nan_loss_stops_with_epoch_and_step(work, dataset, capsys):
+    args = base_args(work, dataset, "--out", "nan")
+    args[0] = "small.py:NaNNet"
+    rc = train_cli.main(args)
+    err = capsys.readouterr().err
+    assert rc == 3 and "loss is nan at epoch 1, step 0" in err
+
+
+def test_evaluate_json(work, dataset, capsys):
+    assert train_cli.main(base_args(work, dataset, "--epochs", "1", "--out", "e")) == 0
+    capsys.readouterr()
+    rc = evaluate_cli.main([str(work / "e" / "last.pt"), "--data", str(dataset), "--json", "--tta",
+                            "--cache-dir", str(work / "cache")])
+    out = json.loads(capsys.readouterr().out)
+    ck = torch.load(work / "e" / "last.pt", weights_only=True)
+    assert rc == 0 and out["n"] == 36 and 0 <= out["accuracy"] <= 100 and out["tta"] is True
+    # without TTA evaluate reproduces the accuracy logged at the end of training
+    rc = evaluate_cli.main([str(work / "e" / "last.pt"), "--data", str(dataset), "--json",
+                            "--cache-dir", str(work / "cache")])
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(ck["test_acc"], abs=1e-6)
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun not installed")
+def test_ddp_two_cpu_processes(work, dataset):
+    torchrun = str(Path(sys.executable).parent / "torchrun") if (Path(sys.executable).parent / "torchrun").exists() \
+        else shutil.which("torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    r = subprocess.run([torchrun, "--nproc_per_node=2", "--master_port=29517", "-m", "training.train",
+                        *base_args(work, dataset, "--out", "ddp", "--device", "cpu")],
+                       cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    ck = torch.load(work / "ddp" / "last.pt", weights_only=True)
+    assert ck["epoch"] == 2 and "2 process(es)" in r.stdout
+    # each process saw half of the 120 training images: 3 full batches of 16 per epoch, not 7
+    assert r.stdout.count("epoch   1/2") == 1  # only rank 0 logs

@@ -1,0 +1,1 @@
+"""CIFAR-10 / Fashion-MNIST training utilities for rfcheck designs (data, augmentation, training loop)."""

@@ -1,0 +1,340 @@
+"""Train a design, but only after it passes the design rules.
+
+    python -m training.train models/net.py:Net --data ../shared/datasets/cifar10-jpeg.tar.gz --epochs 60
+
+Rules come from the project's config ([rfcheck] in setup.cfg, ...) and the same rule options as
+the ``rfcheck`` command; a failing design is refused (exit 1) before any data is read.
+Exit codes: 0 done, 1 the design fails its rules, 2 bad input (data, checkpoint, options),
+3 the loss became NaN/inf, 130 interrupted (resume with --resume)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+EXIT_OK, EXIT_RULES, EXIT_ERROR, EXIT_NONFINITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rfcheck.cli import add_rule_options, parse_size
+    p = argparse.ArgumentParser(prog="rfcheck-train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("model", help="PATH.py, PATH.py:Name or package.module:Name (built with no arguments)")
+    p.add_argument("--data", required=True, help="ImageFolder dir (train/ test/), its .tar.gz, a CIFAR-10 "
+                                                 "python-batches dir or a Fashion-MNIST idx dir")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate of the OneCycle schedule "
+                                                          "(default 0.1 for SGD, 0.003 for AdamW)")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 (SGD) / decoupled (AdamW)")
+    p.add_argument("--l1", type=float, default=0.0, help="L1 penalty on weights (0: off)")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--pct-start", type=float, default=0.25, help="fraction of steps spent warming up")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="data-loading processes (default: 0 (in-process) on <= 2 cores, "
+                                                             "else 4)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision (default: on for CUDA)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--out", default=None, help="run folder (default runs/<model>-<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--cache-dir", default=None, help="decoded-image cache (default ~/.cache/rfcheck-data)")
+    p.add_argument("--limit-per-class", type=int, default=None, help="use only N images per class per split")
+    p.add_argument("--aug-hflip", type=float, default=0.5, help="p of HorizontalFlip")
+    p.add_argument("--aug-affine", type=float, default=0.5, help="p of shift-scale-rotate (Affine)")
+    p.add_argument("--aug-cutout", type=float, default=0.5, help="p of CoarseDropout (one 16x16 hole, mean fill)")
+    p.add_argument("--aug-gray", type=float, default=0.1, help="p of ToGray")
+    p.add_argument("--no-check", action="store_true", help="train even if the design breaks its rules (loudly)")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--input-size", type=parse_size, default=None, metavar="C,H,W",
+                   help="for the rules (default: from the config file, else the data's image size)")
+    p.add_argument("--config", metavar="PATH", help="rules file instead of the nearest setup.cfg/pyproject.toml")
+    p.add_argument("--isolated", action="store_true", help="ignore config files")
+    group = p.add_argument_group("design rules (as for the rfcheck command)")
+    add_rule_options(group.add_argument)
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+class UsageError(Exception):
+    pass
+
+
+def _say(msg: str, dist=None) -> None:
+    if dist is None or dist.main:
+        print(msg, flush=True)
+
+
+def gate(model, args, rules: dict[str, Any], input_size) -> Optional[int]:
+    """Run the design rules; print the report and return EXIT_RULES if the design fails."""
+    from rfcheck.design import check_design
+    from rfcheck.render import checks_text, summary
+    if not rules:
+        print("rfcheck-train: warning: no design rules configured (setup.cfg [rfcheck] or --min-rf ...): "
+              "training unchecked", file=sys.stderr)
+    report, results = check_design(model, input_size, rules, parsed=True)
+    failed = [r for r in results if not r.passed]
+    print(summary(report))
+    if results:
+        print(checks_text(results))
+    if failed:
+        if args.no_check:
+            print(f"rfcheck-train: WARNING: --no-check: training a design that breaks {len(failed)} rule(s): "
+                  + ", ".join(r.rule for r in failed), file=sys.stderr)
+            return None
+        print(f"rfcheck-train: the design breaks {len(failed)} rule(s); not training (fix it, or --no-check)",
+              file=sys.stderr)
+        return EXIT_RULES
+    return None
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("\nrfcheck-train: interrupted; the last finished epoch is in last.pt: continue with --resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        from rfcheck.errors import RFCheckError
+        from training.checkpoint import CheckpointError
+        from training.data import DataError
+        from training.engine import NonFiniteLoss
+        if args.debug:
+            traceback.print_exc()
+        if isinstance(e, NonFiniteLoss):
+            print(f"rfcheck-train: error: {e}", file=sys.stderr)
+            return EXIT_NONFINITE
+        if isinstance(e, (RFCheckError, CheckpointError, DataError, UsageError)):
+            print(f"rfcheck-train: error: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"rfcheck-train: internal error: {type(e).__name__}: {e} (run with --debug)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from rfcheck.cli import settings
+    from rfcheck.loader import load as load_models
+    from training import augment, checkpoint, data, engine
+
+    # -- the design and its rules, before any data ---------------------------------------------------------
+    ns = argparse.Namespace(**vars(args), format=None, rf_at=None, advice=False)
+    rules, opts = settings(ns)
+    models = load_models(args.model)
+    if len(models) != 1:
+        raise UsageError(f"{args.model} holds {len(models)} models; pick one with PATH.py:Name")
+    label, model = models[0]
+    input_size = opts["input_size"]  # --input-size < config file < default 3,32,32
+    dist_kind = "cuda" if (args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())) else "cpu"
+    dist = engine.init_distributed(dist_kind)
+    if dist.main:
+        code = gate(model, args, rules, input_size)
+        if code is not None:
+            return code
+    elif not args.no_check:
+        from rfcheck.design import check_design
+        _, res = check_design(model, input_size, rules, parsed=True, advice=False)
+        if any(not r.passed for r in res):
+            return EXIT_RULES
+
+    # -- machine ---------------------------------------------------------------------------------------------
+    threads = engine.set_threads(args.threads)
+    device = torch.device(f"cuda:{dist.local_rank}" if dist_kind == "cuda" else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    amp = args.amp if args.amp is not None else device.type == "cuda"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = args.workers if args.workers is not None else (0 if cores <= 2 else 4)
+
+    # -- data ------------------------------------------------------------------------------------------------
+    t0 = time.time()
+    ds = data.load(args.data, cache_dir=args.cache_dir, limit_per_class=args.limit_per_class, seed=args.seed)
+    h, w, c = ds.train.images.shape[1:]
+    if tuple(input_size) != (c, h, w):
+        _say(f"note: rules were checked at input {'x'.join(map(str, input_size))}; the data is {c}x{h}x{w}", dist)
+    aug_cfg = augment.AugConfig(hflip=args.aug_hflip, affine=args.aug_affine, cutout=args.aug_cutout,
+                                gray=args.aug_gray)
+    train_tf = augment.build(aug_cfg, ds.mean, channels=c)
+    train_set = data.make_torch_dataset(ds.train, ds.mean, ds.std, train_tf)
+    test_set = data.make_torch_dataset(ds.test, ds.mean, ds.std, None)
+    _say(f"data: {ds.source}: {len(ds.train.labels):,} train / {len(ds.test.labels):,} test images, "
+         f"{len(ds.classes)} classes, {c}x{h}x{w}, mean {_fmt(ds.mean)} std {_fmt(ds.std)} "
+         f"({time.time() - t0:.1f}s)", dist)
+    _say(f"augmentation: {augment.describe(aug_cfg)}", dist)
+
+    # -- model, optimiser, schedule ----------------------------------------------------------------------------
+    engine.seed_everything(args.seed)
+    model = model.to(device)
+    if args.channels_last and len(ds.train.images.shape) == 4:
+        model = model.to(memory_format=torch.channels_last)
+    net = model
+    if dist.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                        else None)
+    steps = len(engine.make_loader(train_set, args.batch_size, True, 0, args.seed, 0, dist, drop_last=True))
+    if steps == 0:
+        raise UsageError(f"--batch-size {args.batch_size} is larger than the training set "
+                         f"({len(train_set)} images per process)")
+    lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 3e-3)
+    if args.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=args.momentum, nesterov=args.nesterov,
+                              weight_decay=args.weight_decay)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=args.epochs * steps,
+                                                pct_start=args.pct_start, div_factor=25, final_div_factor=1e3)
+    scaler = torch.amp.GradScaler("cuda") if (amp and device.type == "cuda") else None
+
+    out = Path(args.out or f"runs/{Path(label.split(':')[0]).stem}-{label.split(':')[-1]}-seed{args.seed}")
+    start_epoch, history, best = 0, [], {"acc": -1.0, "epoch": -1}
+    started = time.time()
+    elapsed_before = 0.0
+    if args.resume:
+        ck = checkpoint.load(out / "last.pt")
+        if ck.get("model_spec_name") != label:
+            raise checkpoint.CheckpointError(f"checkpoint {str(out / 'last.pt')!r} is for {ck.get('model_spec_name')}, "
+                                             f"not {label}")
+        checkpoint.load_model_state(model, ck["model"], out / "last.pt")
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        start_epoch, history, best = ck["epoch"], list(ck["history"]), dict(ck["best"])
+        elapsed_before = float(ck.get("elapsed", 0.0))
+        checkpoint.set_rng_state(ck["rng"])
+        if ck.get("total_epochs") != args.epochs:
+            raise UsageError(f"--epochs {args.epochs} differs from the run being resumed ({ck.get('total_epochs')}): "
+                             "the schedule would not continue")
+        _say(f"resumed {out / 'last.pt'} after epoch {start_epoch}", dist)
+    elif (out / "last.pt").exists() and dist.main:
+        raise UsageError(f"{out} already holds a run (last.pt): use --resume to continue it or --out for a new one")
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    from rfcheck import analyze
+    rep = analyze(model, input_size=(c, h, w))
+    meta = {"model_spec": args.model, "model_spec_abs": _abs_spec(args.model), "model_spec_name": label,
+            "classes": list(ds.classes), "mean": list(ds.mean), "std": list(ds.std), "input_size": [c, h, w],
+            "params": rep.params.total, "rf": list(rep.rf.size), "data": ds.source}
+    _say(f"model: {label}: {rep.params.total:,} params, RF {'x'.join(map(str, rep.rf.size))}, MACs {rep.macs:,}; "
+         f"device {device}, {threads} threads, {workers} workers, amp {amp}, channels_last {args.channels_last}, "
+         f"{dist.world} process(es)", dist)
+    _say(f"training: {args.optimizer} lr {lr} (OneCycle), batch {args.batch_size}, wd {args.weight_decay}, "
+         f"l1 {args.l1}, label smoothing {args.label_smoothing}, {args.epochs} epochs of {steps} steps, seed "
+         f"{args.seed}; run folder {out}", dist)
+
+    test_loader = engine.make_loader(test_set, 256, False, workers, args.seed, 0)
+    log_path = out / "log.jsonl"
+    for epoch in range(start_epoch, args.epochs):
+        t_ep = time.time()
+        loader = engine.make_loader(train_set, args.batch_size, True, workers, args.seed, epoch, dist, drop_last=True)
+        progress = None
+        if not args.quiet and dist.main:
+            from tqdm import tqdm
+            progress = lambda it: tqdm(it, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,  # noqa: E731
+                                       dynamic_ncols=True, mininterval=1.0)
+        tr = engine.train_one_epoch(net, loader, opt, sched, scaler, device, epoch + 1, args.label_smoothing,
+                                    args.l1, amp, args.channels_last, progress)
+        ev = engine.evaluate(model, test_loader, device, channels_last=args.channels_last, amp=amp)
+        dt = time.time() - t_ep
+        row = {"epoch": epoch + 1, "train_loss": round(tr["loss"], 5), "train_acc": round(tr["acc"], 3),
+               "test_loss": round(ev["loss"], 5), "test_acc": round(ev["acc"], 3),
+               "lr": opt.param_groups[0]["lr"], "seconds": round(dt, 2)}
+        history.append(row)
+        is_best = ev["acc"] > best["acc"]
+        if is_best:
+            best = {"acc": ev["acc"], "epoch": epoch + 1}
+        _say(f"epoch {epoch + 1:3d}/{args.epochs}  train loss {tr['loss']:.4f} acc {tr['acc']:6.2f}%  "
+             f"test loss {ev['loss']:.4f} acc {ev['acc']:6.2f}%  best {best['acc']:.2f}% (epoch {best['epoch']})  "
+             f"lr {row['lr']:.5f}  {dt:.1f}s", dist)
+        if dist.main:
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+            payload = {**meta, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                       "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler else {},
+                       "epoch": epoch + 1, "total_epochs": args.epochs, "history": history, "best": best,
+                       "rng": checkpoint.rng_state(), "args": _plain_args(args),
+                       "elapsed": elapsed_before + time.time() - started, "test_acc": ev["acc"]}
+            checkpoint.save(out / "last.pt", payload)
+            if is_best:
+                checkpoint.save(out / "best.pt", payload)
+
+    # -- the end: summary and plots --------------------------------------------------------------------------
+    if not dist.main:
+        return EXIT_OK
+    final = engine.evaluate(model, test_loader, device, channels_last=args.channels_last, amp=amp)
+    summary = {
+        "model": label, "params": rep.params.total, "rf": list(rep.rf.size), "macs": rep.macs,
+        "data": ds.source, "train_images": int(len(ds.train.labels)), "test_images": int(len(ds.test.labels)),
+        "epochs": args.epochs, "best_test_acc": round(best["acc"], 3), "best_epoch": best["epoch"],
+        "final_test_acc": round(final["acc"], 3), "wall_seconds": round(elapsed_before + time.time() - started, 1),
+        "seed": args.seed, "command": " ".join([Path(sys.executable).name, "-m", "training.train", *sys.argv[1:]])
+        if sys.argv and "training" in " ".join(sys.argv[:1]) else None,
+        "machine": f"{platform.machine()} {_cpu_name()}, {cores} cores, torch {torch.__version__}, device {device}",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "augmentation": augment.describe(aug_cfg),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not args.no_plots:
+        try:
+            from training import plots
+            plots.all_plots(out, history, final["preds"].numpy(), final["labels"].numpy(), ds.classes,
+                            ds.test.images)
+        except ImportError as e:
+            print(f"rfcheck-train: warning: no plots ({e})", file=sys.stderr)
+    print(f"done: best test accuracy {best['acc']:.2f}% (epoch {best['epoch']}), final {final['acc']:.2f}%, "
+          f"{rep.params.total:,} params, RF {'x'.join(map(str, rep.rf.size))}, "
+          f"{summary['wall_seconds'] / 60:.1f} min; {out}")
+    return EXIT_OK
+
+
+def _fmt(t) -> str:
+    return "(" + ", ".join(f"{x:.4f}" for x in t) + ")"
+
+
+def _abs_spec(spec: str) -> str:
+    path, sep, name = spec.partition(":")
+    if path.endswith(".py") and os.path.exists(path):
+        return os.path.abspath(path) + sep + name
+    return spec
+
+
+def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
+    out = {}
+    for k, v in vars(args).items():
+        if v is None or isinstance(v, (bool, int, float, str)):
+            out[k] = v
+        elif isinstance(v, (list, tuple)):
+            out[k] = [x if isinstance(x, (bool, int, float, str)) else str(x) for x in v]
+        else:
+            out[k] = str(v)
+    return out
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
