@@ -7,6 +7,8 @@ Check it:  rfcheck models/net.py --max-params 100000 --min-rf 52
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rfcheck.registry import register_model
+
 
 def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1, groups: int = 1) -> nn.Sequential:
     """k x k conv (padding keeps the size at stride 1), BN, ReLU.  No dropout: with the brief's
@@ -25,6 +27,7 @@ def separable(cin: int, cout: int) -> nn.Sequential:
         nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
 
+@register_model(name="net", description="the flagship design of the brief: strided and dilated convs, no max pooling")
 class Net(nn.Module):
     def __init__(self, num_classes: int = 10):
         super().__init__()

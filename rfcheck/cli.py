@@ -113,13 +113,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from .design import check_design
-        from .loader import load as load_models
+        from .loader import load_entries
         from .render import json_text, markdown, text
         rules, opts = settings(args)
+        cli_rules = {k: getattr(args, k) for k in CHECKS if getattr(args, k) is not None}
         reports, results = [], []
         for spec in args.models:
-            for label, model in load_models(spec, all_models=args.all):
-                rep, res = check_design(model, opts["input_size"], rules, advice=opts["advice"], rf_at=opts["rf_at"],
+            for label, model, entry in load_entries(spec, all_models=args.all):
+                # a registered design's own rules beat the config file, the command line beats both
+                own = {**rules, **entry.rules, **cli_rules} if entry is not None else rules
+                size = entry.input_size if (entry is not None and entry.input_size and args.input_size is None) \
+                    else opts["input_size"]
+                rep, res = check_design(model, size, own, advice=opts["advice"], rf_at=opts["rf_at"],
                                         name=label, parsed=True)
                 reports.append(rep)
                 results.append(res)

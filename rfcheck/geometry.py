@@ -266,6 +266,13 @@ def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int, at: str) -> t
                 warnings.append(
                     f"misaligned merge at {at}: branch {n0} has jump {_fmt(env.jump)} and RF centre "
                     f"{_fmt(env.start)}, branch {n} has jump {_fmt(g.env.jump)} and RF centre {_fmt(g.env.start)}")
+        elif spatial:
+            o = _first_misaligned(env, g.env)
+            if o is not None:
+                warnings.append(
+                    f"misaligned merge at {at}: at output unit {o} branch {n0}'s RF is centred at "
+                    f"{_fmt(_centre(env, o))} and branch {n}'s at {_fmt(_centre(g.env, o))} (same jump "
+                    f"{_fmt(env.jump)}, but the units do not line up phase by phase)")
         if g.env.jump == env.jump:
             env = env.union(g.env)
         else:
@@ -279,6 +286,19 @@ def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int, at: str) -> t
         return AxisGeo(env, short, size, gated=gated), warnings, exact
     best_before = max((g.before for _, g in pooled), key=lambda b: b.env.size_max)
     return AxisGeo(env, short, size, global_at=g0.global_at, before=best_before, gated=gated), warnings, exact
+
+
+def _centre(env: Envelope, o: int) -> Optional[Fraction]:
+    iv = env.at(o)
+    return None if iv is None else Fraction(iv[0] + iv[1], 2)
+
+
+def _first_misaligned(a: Envelope, b: Envelope) -> Optional[int]:
+    for o in range(_lcm(a.period, b.period)):
+        ca, cb = _centre(a, o), _centre(b, o)
+        if ca is not None and cb is not None and ca != cb:
+            return o
+    return None
 
 
 def _fmt(v: Optional[Fraction]) -> str:

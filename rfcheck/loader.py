@@ -22,7 +22,8 @@ def _load_file(path: str) -> ModuleType:
     if not os.path.exists(path):
         raise RFCheckError(f"model file {path}: no such file")
     if os.path.isdir(path):
-        raise RFCheckError(f"model file {path}: is a directory, expected a .py file")
+        raise RFCheckError(f"model file {path}: is a directory, expected a .py file (or give the folder alone "
+                           "to check every model in it)")
     folder = os.path.dirname(os.path.abspath(path))
     if folder not in sys.path:
         sys.path.insert(0, folder)
@@ -89,6 +90,34 @@ def build(obj: Any, label: str) -> torch.nn.Module:
 
 def load(spec: str, all_models: bool = False) -> list[tuple[str, torch.nn.Module]]:
     """Return ``[(label, model), ...]`` for a spec."""
+    return [(label, model) for label, model, _ in load_entries(spec, all_models)]
+
+
+def load_entries(spec: str, all_models: bool = False) -> list[tuple[str, torch.nn.Module, Any]]:
+    """Like :func:`load`, with the registry entry (own rules, input size) of each model or None.
+    A folder loads the registered models of its .py files (every model class of a file that
+    registers none)."""
+    from .registry import entries_in, entry_for
+    if os.path.isdir(spec):
+        files = sorted(f for f in os.listdir(spec) if f.endswith(".py") and not f.startswith("_"))
+        if not files:
+            raise RFCheckError(f"model folder {spec}: no .py files in this directory")
+        out = []
+        for f in files:
+            path = os.path.join(spec, f)
+            module = _load_file(path)
+            entries = entries_in(module.__name__)
+            if entries:
+                out += [(f"{path}:{e.obj.__name__}", build(e.obj, f"{path}:{e.obj.__name__}"), e) for e in entries]
+            elif _defined_models(module):
+                out += [(label, m, None) for label, m in load(path, all_models=True)]
+        if not out:
+            raise RFCheckError(f"model folder {spec}: no model defined in {', '.join(files)}")
+        return out
+    return [(label, model, entry_for(obj)) for label, model, obj in _load_spec(spec, all_models)]
+
+
+def _load_spec(spec: str, all_models: bool) -> list[tuple[str, torch.nn.Module, Any]]:
     path, _, name = spec.partition(":") if not _is_windows_drive(spec) else (spec, "", "")
     if path.endswith(".py") or os.sep in path or os.path.exists(path):
         module = _load_file(path)
@@ -105,12 +134,12 @@ def load(spec: str, all_models: bool = False) -> list[tuple[str, torch.nn.Module
                 found = ", ".join(c.__name__ for c in _defined_models(module)) or "none"
                 raise RFCheckError(f"{where} has no {name!r}; models defined there: {found}")
             obj = getattr(obj, part)
-        return [(f"{where}:{name}", build(obj, f"{where}:{name}"))]
+        return [(f"{where}:{name}", build(obj, f"{where}:{name}"), obj)]
     classes = _defined_models(module)
     if not classes:
         raise RFCheckError(f"{where} defines no torch.nn.Module subclass; name a model with {where}:NAME")
     if all_models:
-        return [(f"{where}:{c.__name__}", build(c, f"{where}:{c.__name__}")) for c in classes]
+        return [(f"{where}:{c.__name__}", build(c, f"{where}:{c.__name__}"), c) for c in classes]
     if len(classes) > 1:
         buildable = [c for c in classes if not _required_args(c)]
         if len(buildable) == 1:
@@ -120,7 +149,7 @@ def load(spec: str, all_models: bool = False) -> list[tuple[str, torch.nn.Module
             raise RFCheckError(f"{where} defines several models ({names}); pick one with {where}:NAME "
                                "or use --all")
     c = classes[0]
-    return [(f"{where}:{c.__name__}", build(c, f"{where}:{c.__name__}"))]
+    return [(f"{where}:{c.__name__}", build(c, f"{where}:{c.__name__}"), c)]
 
 
 def _is_windows_drive(spec: str) -> bool:
