@@ -173,6 +173,10 @@ def _sees_everything(n: Node, input_size: tuple[int, ...]) -> bool:
 def _blocks(graph: Graph, by_index: dict[int, Node], layers: list[Layer]) -> list[Block]:
     by_name = {l.name: l for l in layers}
     blocks = []
+    per_top: dict[str, int] = {}
+    for x in layers:  # one pass: a layer "c1.0.0" (or "c1", "c1:2") belongs to block "c1"
+        top = x.name.split(".", 1)[0].split(":", 1)[0]
+        per_top[top] = per_top.get(top, 0) + x.params
     for name in graph.top_level:
         idx = graph.module_outputs.get(name)
         if idx is None or idx not in by_index:
@@ -180,7 +184,7 @@ def _blocks(graph: Graph, by_index: dict[int, Node], layers: list[Layer]) -> lis
         l = by_name.get(by_index[idx].name)
         if l is None:
             continue
-        params = sum(x.params for x in layers if x.name == name or x.name.startswith(name + "."))
+        params = per_top.get(name, 0)
         blocks.append(Block(name, graph.module_types.get(name, ""), l.name, l.output_shape, l.rf, l.jump, params))
     return blocks
 

@@ -12,6 +12,7 @@ convention of the Distill article and of all RF tools: padding does not shrink t
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from fractions import Fraction
 from math import ceil, floor, gcd
 from typing import Callable, Optional, Sequence
@@ -61,7 +62,7 @@ class Envelope:
         iv = self.at(0)
         return None if iv is None else Fraction(iv[0] + iv[1], 2)
 
-    @property
+    @cached_property
     def phase_dependent(self) -> bool:
         """True unless every unit's RF is ``start + o*jump +- (size-1)/2`` with one size: after
         upsampling or a transposed conv, sizes, centres or emptiness may vary with the phase."""

@@ -64,6 +64,29 @@ class _Frame:
     in_shapes: list = field(default_factory=list)
 
 
+#: torch functions whose output has exactly the input's shape, dtype and layout
+SHAPE_PRESERVING = frozenset({
+    "batch_norm",
+    "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_", "elu", "elu_", "selu", "selu_",
+    "celu", "gelu", "silu", "mish", "sigmoid", "sigmoid_", "tanh", "tanh_", "hardswish", "hardsigmoid",
+    "softplus", "softsign", "logsigmoid", "tanhshrink", "hardshrink", "softshrink",
+})
+
+
+def _batch_norm_fits(args: tuple, kwargs: dict) -> bool:
+    """The checks batch_norm's kernel makes (so a wrong num_features still fails as in PyTorch)."""
+    x = args[0]
+    if x.ndim < 2:
+        return False
+    c = x.shape[1]
+    names = ("running_mean", "running_var", "weight", "bias")
+    for i, n in enumerate(names):
+        t = args[i + 1] if len(args) > i + 1 else kwargs.get(n)
+        if isinstance(t, torch.Tensor) and t.numel() != c:
+            return False
+    return True
+
+
 def _tensors(obj: Any) -> Iterator[torch.Tensor]:
     if isinstance(obj, torch.Tensor):
         yield obj
@@ -170,7 +193,14 @@ class Tracer(TorchFunctionMode):
                 seen.add(id(t))
         if tracked:
             self.current = (name, [_shape(t) for t in tracked])
-        out = self._call(func, margs, mkwargs)
+        if name in SHAPE_PRESERVING and margs and isinstance(margs[0], torch.Tensor) and tracked and (
+                name != "batch_norm" or _batch_norm_fits(margs, mkwargs)):
+            # output = input's shape and dtype: skip PyTorch's Python meta decompositions (batch norm's
+            # alone was half of the analysis time); in-place variants return their input
+            x = margs[0]
+            out = x if name.endswith("_") else torch.empty_like(x)
+        else:
+            out = self._call(func, margs, mkwargs)
         self.current = ("", [])  # an error raised after this op is not this op's
         if self.suppress:
             return out

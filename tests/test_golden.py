@@ -455,3 +455,9 @@ def test_stride1_transposed_conv_is_no_rf_booster():
     assert r.layers[1].rf == pair(5) and r.layers[1].output_shape == (4, 16, 16)
     assert not r.layers[1].phase_dependent
     assert any("stride-1 transposed conv" in w and "no RF booster" in w for w in r.warnings)
+
+
+def test_wrong_batch_norm_width_still_fails():
+    # the fast path for shape-preserving ops must not hide a model bug the real forward raises
+    with pytest.raises(TraceError, match=r"1 \(BatchNorm2d\).*running_mean should contain 8 elements not 16"):
+        analyze(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(16)), (3, 16, 16))
