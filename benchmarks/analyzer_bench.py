@@ -76,7 +76,9 @@ has imported torch, torchvision and every tool and has called each tool once on 
 (so import and lazy-import costs are paid once and are not in the numbers; benchmarks/speed.py
 measures cold starts).  The model is built in the parent before the fork and put
 in eval mode.  In the child: torch.set_num_threads(1) for every tool (fairness: the peers' real
-forward passes would profit from more threads, rfcheck's tracing would not), the kernel's peak
+forward passes would profit from more threads, rfcheck's tracing would not) and
+torch.set_flush_denormal(True) (ptflops feeds uninitialized memory to the model; with denormal
+leftovers in it, its repeated calls ran up to 60x slower than its first one), the kernel's peak
 RSS counter is reset (/proc/self/clear_refs; else ru_maxrss), one warm-up call is made (its
 peak RSS over the RSS before it is the "peak memory" figure), then ``--repeats`` timed calls
 (fewer when a call is slow: the cell says n=) and their median is the time.  A pair that runs
@@ -605,6 +607,11 @@ def _short(e: BaseException) -> str:
 
 def tool_child(tool: str, model: nn.Module, size, repeats: int, repeat_budget_s: float) -> dict:
     torch.set_num_threads(1)
+    # ptflops feeds its model torch.ones(()).new_empty(...): uninitialized memory, which after the
+    # first call holds leftovers of freed tensors, denormal floats among them; x86 arithmetic on
+    # denormals is slow (vgg16: 0.3 s for the first ptflops call, 19 s for the next ones).  Flush
+    # them to zero, for every tool.
+    torch.set_flush_denormal(True)
     try:
         call, read = tool_call(tool, model, size)
     except Unsupported as e:
@@ -1313,7 +1320,10 @@ class Report:
         if missing:
             a("- **Not importable in this run** (skipped): " + "; ".join(missing) + ".")
         a(f"- **Threads**: torch.set_num_threads(1) (and OMP/MKL_NUM_THREADS=1) for every tool; the untimed "
-          f"gradient reference uses {self.args.ref_threads}.")
+          f"gradient reference uses {self.args.ref_threads}.  Denormals are flushed to zero "
+          "(`torch.set_flush_denormal(True)`) for every tool: ptflops runs its model on "
+          "`torch.ones(()).new_empty(...)`, uninitialized memory, and without the flush its second and later "
+          "calls on vgg16 took 19 s instead of 0.3 s (denormal leftovers of freed tensors).")
         a(f"- **Timing**: one forked process per (tool, model), model built before the fork, eval mode; one "
           f"warm-up call, then the median of up to {self.repeats} calls (fewer when a call is slow: at most "
           f"~{self.args.repeat_budget:g} s of repeats; `n=` in the cell; scale runs: at most 2). Peak memory = "
