@@ -39,14 +39,8 @@ def _outside_the_repo(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _restore_import_state():
-    """The loader puts the model file's folder on sys.path and the module in sys.modules."""
-    path, modules = list(sys.path), set(sys.modules)
-    yield
-    sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        if name.startswith("_rfcheck_user_"):
-            del sys.modules[name]
+def _restore_import_state(restore_import_state):
+    """See tests/conftest.py."""
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

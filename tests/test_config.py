@@ -17,13 +17,8 @@ TINY = str(Path(__file__).resolve().parent / "cli_models" / "tiny.py")
 
 
 @pytest.fixture(autouse=True)
-def _clean(monkeypatch):
-    path, modules = list(sys.path), set(sys.modules)
-    yield
-    sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        if name.startswith("_rfcheck_user_"):
-            del sys.modules[name]
+def _clean(restore_import_state):
+    """See tests/conftest.py."""
 
 
 def run(capsys, *args):

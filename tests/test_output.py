@@ -71,14 +71,8 @@ MARKDOWN_BLOCKS = """\
 
 
 @pytest.fixture(autouse=True)
-def _here(monkeypatch):
+def _here(monkeypatch, restore_import_state):
     monkeypatch.chdir(HERE)
-    path, modules = list(sys.path), set(sys.modules)
-    yield
-    sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        if name.startswith("_rfcheck_user_"):
-            del sys.modules[name]
 
 
 def test_table_golden(capsys):
