@@ -5,6 +5,7 @@ Exit codes: 0 all rules hold, 1 a rule fails, 2 the model could not be loaded or
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import traceback
@@ -145,11 +146,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_ERROR
     fmt = opts["format"]
     if fmt == "json":
-        print(json_text(reports, results))
+        out = json_text(reports, results)
     elif fmt == "markdown":
-        print("\n".join(markdown(r, res) for r, res in zip(reports, results)))
+        out = "\n".join(markdown(r, res) for r, res in zip(reports, results))
     else:
-        print("\n\n".join(text(r, res) for r, res in zip(reports, results)))
+        out = "\n\n".join(text(r, res) for r, res in zip(reports, results))
+    try:
+        print(out)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `rfcheck ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_FAIL if any(not c.passed for res in results for c in res) else EXIT_OK
 
 

@@ -193,3 +193,15 @@ def test_ddp_two_cpu_processes(work, dataset):
     assert ck["epoch"] == 2 and "2 process(es)" in r.stdout
     # each process saw half of the 120 training images: 3 full batches of 16 per epoch, not 7
     assert r.stdout.count("epoch   1/2") == 1  # only rank 0 logs
+
+
+def test_weight_decay_skips_norm_and_bias():
+    # BatchNorm scales/shifts and biases get no decay unless --decay-norm-bias asks for it
+    nn = torch.nn
+    m = nn.Sequential(nn.Conv2d(3, 4, 3, bias=True), nn.BatchNorm2d(4), nn.Linear(4, 2))
+    decay, plain = train_cli.param_groups(m, 5e-4)
+    assert decay["weight_decay"] == 5e-4 and plain["weight_decay"] == 0.0
+    assert [p.shape for p in decay["params"]] == [m[0].weight.shape, m[2].weight.shape]
+    assert len(plain["params"]) == 4                          # conv bias, BN weight + bias, linear bias
+    decay, plain = train_cli.param_groups(m, 5e-4, decay_norm_bias=True)
+    assert len(decay["params"]) == 6 and plain["params"] == []

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 (SGD) / decoupled (AdamW)")
+    p.add_argument("--decay-norm-bias", action="store_true",
+                   help="also decay BatchNorm weights and biases (default: only conv/linear weights)")
     p.add_argument("--l1", type=float, default=0.0, help="L1 penalty on weights (0: off)")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--pct-start", type=float, default=0.25, help="fraction of steps spent warming up")
@@ -70,6 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 class UsageError(Exception):
     pass
+
+
+def param_groups(model, weight_decay: float, decay_norm_bias: bool = False) -> list[dict[str, Any]]:
+    """Weight decay on conv/linear weights only: decaying BatchNorm scales and biases shrinks
+    them towards zero for no regularising gain, which hurts small nets most."""
+    decay, plain = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if decay_norm_bias or p.ndim > 1 else plain).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
 
 
 def _say(msg: str, dist=None) -> None:
@@ -192,11 +204,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch-size {args.batch_size} is larger than the training set "
                          f"({len(train_set)} images per process)")
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 3e-3)
+    groups = param_groups(model, args.weight_decay, args.decay_norm_bias)
     if args.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=args.momentum, nesterov=args.nesterov,
-                              weight_decay=args.weight_decay)
+        opt = torch.optim.SGD(groups, lr=lr, momentum=args.momentum, nesterov=args.nesterov)
     else:
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay)
+        opt = torch.optim.AdamW(groups, lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=args.epochs * steps,
                                                 pct_start=args.pct_start, div_factor=25, final_div_factor=1e3)
     scaler = torch.amp.GradScaler("cuda") if (amp and device.type == "cuda") else None
@@ -235,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
     _say(f"model: {label}: {rep.params.total:,} params, RF {'x'.join(map(str, rep.rf.size))}, MACs {rep.macs:,}; "
          f"device {device}, {threads} threads, {workers} workers, amp {amp}, channels_last {args.channels_last}, "
          f"{dist.world} process(es)", dist)
-    _say(f"training: {args.optimizer} lr {lr} (OneCycle), batch {args.batch_size}, wd {args.weight_decay}, "
+    _say(f"training: {args.optimizer} lr {lr} (OneCycle), batch {args.batch_size}, wd {args.weight_decay}"
+         f"{' (all params)' if args.decay_norm_bias else ' (conv/linear weights)'}, "
          f"l1 {args.l1}, label smoothing {args.label_smoothing}, {args.epochs} epochs of {steps} steps, seed "
          f"{args.seed}; run folder {out}", dist)
 
