@@ -41,7 +41,7 @@ class Envelope:
             return None
         return lo + q * self.shift, self.hi[r] + q * self.shift
 
-    @property
+    @cached_property
     def jump(self) -> Fraction:
         return Fraction(self.shift, self.period)
 
@@ -56,16 +56,27 @@ class Envelope:
     def size_min(self) -> int:
         return min(self.sizes(), default=0)
 
-    @property
+    @cached_property
     def start(self) -> Optional[Fraction]:
         """Centre of output unit 0's RF in input coordinates."""
         iv = self.at(0)
         return None if iv is None else Fraction(iv[0] + iv[1], 2)
 
+    def aligned_with(self, other: "Envelope") -> bool:
+        """Same jump and same start (integer arithmetic: this runs for every merge input)."""
+        if self.shift * other.period != other.shift * self.period:
+            return False
+        a, b = self.lo[0], other.lo[0]
+        if a is None or b is None:
+            return a is None and b is None
+        return a + self.hi[0] == b + other.hi[0]
+
     @cached_property
     def phase_dependent(self) -> bool:
         """True unless every unit's RF is ``start + o*jump +- (size-1)/2`` with one size: after
         upsampling or a transposed conv, sizes, centres or emptiness may vary with the phase."""
+        if self.period == 1:  # one phase: on the grid by definition
+            return self.lo[0] is None
         if any(l is None for l in self.lo) or len(set(self.sizes())) > 1:
             return True
         c0 = Fraction(self.lo[0] + self.hi[0], 2)
@@ -103,7 +114,7 @@ class Envelope:
 
     def union(self, other: "Envelope") -> "Envelope":
         """Bounding interval of two paths with the same jump (a merge of aligned branches)."""
-        if self.jump != other.jump:
+        if self.shift * other.period != other.shift * self.period:
             raise ValueError("union of envelopes with different jumps")
         period = _lcm(self.period, other.period)
         shift = self.shift * (period // self.period)
@@ -262,7 +273,8 @@ def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int, at: str) -> t
     (n0, g0) = group[0]
     env, short = g0.env, g0.short
     for n, g in group[1:]:
-        if g.env.jump != env.jump or g.env.start != env.start:
+        same_jump = g.env.shift * env.period == env.shift * g.env.period
+        if not g.env.aligned_with(env):
             if spatial:
                 warnings.append(
                     f"misaligned merge at {at}: branch {n0} has jump {_fmt(env.jump)} and RF centre "
@@ -274,7 +286,7 @@ def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int, at: str) -> t
                     f"misaligned merge at {at}: at output unit {o} branch {n0}'s RF is centred at "
                     f"{_fmt(_centre(env, o))} and branch {n}'s at {_fmt(_centre(g.env, o))} (same jump "
                     f"{_fmt(env.jump)}, but the units do not line up phase by phase)")
-        if g.env.jump == env.jump:
+        if same_jump:
             env = env.union(g.env)
         else:
             exact = False
@@ -296,8 +308,8 @@ def _centre(env: Envelope, o: int) -> Optional[Fraction]:
 
 def _first_misaligned(a: Envelope, b: Envelope) -> Optional[int]:
     for o in range(_lcm(a.period, b.period)):
-        ca, cb = _centre(a, o), _centre(b, o)
-        if ca is not None and cb is not None and ca != cb:
+        ia, ib = a.at(o), b.at(o)
+        if ia is not None and ib is not None and ia[0] + ia[1] != ib[0] + ib[1]:  # twice the centres
             return o
     return None
 

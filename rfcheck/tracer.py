@@ -8,11 +8,12 @@ not depend on the input size.  A TorchFunctionMode sees every torch function (``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import torch
 from torch.overrides import TorchFunctionMode
 
+from . import fastmeta
 from .call import Call
 from .errors import TraceError
 from .ops import ALIASES, CONSTANTS, FUNCTION_RULES, lookup_module, op_name, pretty
@@ -87,20 +88,41 @@ def _batch_norm_fits(args: tuple, kwargs: dict) -> bool:
     return True
 
 
-def _tensors(obj: Any) -> Iterator[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, (list, tuple)):
+_Tensor = torch.Tensor
+_LEAF = (int, float, bool, str, type(None), torch.dtype, torch.device)
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    """Every tensor in nested lists/tuples/dicts, in order (hot: called for every op)."""
+    if isinstance(obj, _Tensor):
+        return [obj]
+    out: list[torch.Tensor] = []
+    _collect(obj, out)
+    return out
+
+
+def _collect(obj: Any, out: list) -> None:
+    if isinstance(obj, (list, tuple)):
         for o in obj:
-            yield from _tensors(o)
+            if isinstance(o, _Tensor):
+                out.append(o)
+            elif not isinstance(o, _LEAF):
+                _collect(o, out)
     elif isinstance(obj, dict):
         for o in obj.values():
-            yield from _tensors(o)
+            if isinstance(o, _Tensor):
+                out.append(o)
+            elif not isinstance(o, _LEAF):
+                _collect(o, out)
+    elif isinstance(obj, _Tensor):
+        out.append(obj)
 
 
 def _map(obj: Any, fn) -> Any:
-    if isinstance(obj, torch.Tensor):
+    if isinstance(obj, _Tensor):
         return fn(obj)
+    if isinstance(obj, _LEAF):
+        return obj
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
         return type(obj)(*(_map(o, fn) for o in obj))
     if isinstance(obj, (list, tuple)):
@@ -111,7 +133,7 @@ def _map(obj: Any, fn) -> Any:
 
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:
-    return tuple(int(s) for s in t.shape)
+    return tuple(t.shape)
 
 
 class Tracer(TorchFunctionMode):
@@ -198,9 +220,12 @@ class Tracer(TorchFunctionMode):
             # output = input's shape and dtype: skip PyTorch's Python meta decompositions (batch norm's
             # alone was half of the analysis time); in-place variants return their input
             x = margs[0]
-            out = x if name.endswith("_") else torch.empty_like(x)
+            out = x if name.endswith("_") else fastmeta.like(x)
         else:
-            out = self._call(func, margs, mkwargs)
+            fast = fastmeta.FAST.get(name) if tracked else None
+            out = fast(name, margs, mkwargs) if fast is not None else None
+            if out is None:
+                out = self._call(func, margs, mkwargs)
         self.current = ("", [])  # an error raised after this op is not this op's
         if self.suppress:
             return out
@@ -355,10 +380,25 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Graph:
     for t in inputs:
         tracer.register(t, 0, TensorState.for_input(_shape(t)))
     modes = {m: m.training for m in model.modules()}
-    handles = [torch.nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook),
-               torch.nn.modules.module.register_module_forward_hook(tracer.post_hook)]
+    module_call = torch.nn.Module.__call__
+    pre, post = tracer.pre_hook, tracer.post_hook
+
+    quiet = torch._C.DisableTorchFunction
+
+    def call(module, *args, **kwargs):
+        # what global forward hooks would do, without sending every module call down
+        # nn.Module's slow hook-dispatch path; the bookkeeping runs with the mode off, or
+        # each .shape it reads would be traced as an op
+        with quiet():
+            pre(module, args)
+        out = module_call(module, *args, **kwargs)
+        with quiet():
+            post(module, args, out)
+        return out
+
     try:
         model.eval()
+        torch.nn.Module.__call__ = call
         with torch.no_grad(), tracer:
             out = model(*inputs)
     except TraceError:
@@ -366,8 +406,7 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Graph:
     except Exception as e:
         raise TraceError(_describe_failure(tracer, e)) from e
     finally:
-        for h in handles:
-            h.remove()
+        torch.nn.Module.__call__ = module_call
         for m, flag in modes.items():
             m.training = flag
     outputs = []
