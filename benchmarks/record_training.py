@@ -24,12 +24,16 @@ def main(argv=None) -> int:
     p.add_argument("--name", required=True, help="folder name under benchmarks/results/")
     p.add_argument("--checkpoint", default=None, help="also copy last.pt to benchmarks/results/NAME.pt")
     p.add_argument("--verify-data", default=None, help="re-evaluate the copied checkpoint on this data")
+    p.add_argument("--note", default=None, help="what the table should say about the design (e.g. its commit)")
     args = p.parse_args(argv)
     run = Path(args.run)
     summary = json.loads((run / "summary.json").read_text())
     dest = RESULTS / args.name
     dest.mkdir(parents=True, exist_ok=True)
-    for f in ("summary.json", "log.jsonl", "curves.png", "per_class.png", "confusion.png", "misclassified.png"):
+    if args.note:
+        summary["note"] = args.note
+    (dest / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for f in ("log.jsonl", "curves.png", "per_class.png", "confusion.png", "misclassified.png"):
         if (run / f).exists():
             shutil.copy2(run / f, dest / f)
     if (run.parent / f"{run.name}.log").exists():
@@ -63,7 +67,8 @@ def write_table() -> None:
              "| run | model | params | RF | data | epochs | best test acc (epoch) | final test acc | wall time | seed | "
              "date | machine |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, d in rows:
-        lines.append(f"| [{name}]({name}/) | `{d['model']}` | {d['params']:,} | {'x'.join(map(str, d['rf']))} | "
+        note = f" ({d['note']})" if d.get("note") else ""
+        lines.append(f"| [{name}]({name}/) | `{d['model']}`{note} | {d['params']:,} | {'x'.join(map(str, d['rf']))} | "
                      f"{d['data']} | {d['epochs']} | {d['best_test_acc']:.2f}% ({d['best_epoch']}) | "
                      f"{d['final_test_acc']:.2f}% | {d['wall_seconds'] / 60:.1f} min | {d['seed']} | {d['date']} | "
                      f"{d['machine']} |")

@@ -110,6 +110,19 @@ def settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     return rules, options
 
 
+def design_settings(entry, rules: dict[str, Any], opts: dict[str, Any],
+                    args: argparse.Namespace) -> tuple[dict[str, Any], tuple[int, ...]]:
+    """Rules and input size for one design: a registered design's own rules beat the config
+    file and the command line beats both; its registered input size is used unless
+    --input-size is given."""
+    if entry is None:
+        return rules, opts["input_size"]
+    cli_rules = {k: getattr(args, k) for k in CHECKS if getattr(args, k, None) is not None}
+    size = entry.input_size if entry.input_size and getattr(args, "input_size", None) is None \
+        else opts["input_size"]
+    return {**rules, **entry.rules, **cli_rules}, size
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -117,14 +130,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .loader import load_entries
         from .render import json_text, markdown, text
         rules, opts = settings(args)
-        cli_rules = {k: getattr(args, k) for k in CHECKS if getattr(args, k) is not None}
         reports, results = [], []
         for spec in args.models:
             for label, model, entry in load_entries(spec, all_models=args.all):
-                # a registered design's own rules beat the config file, the command line beats both
-                own = {**rules, **entry.rules, **cli_rules} if entry is not None else rules
-                size = entry.input_size if (entry is not None and entry.input_size and args.input_size is None) \
-                    else opts["input_size"]
+                own, size = design_settings(entry, rules, opts, args)
                 rep, res = check_design(model, size, own, advice=opts["advice"], rf_at=opts["rf_at"],
                                         name=label, parsed=True)
                 reports.append(rep)

@@ -13,7 +13,7 @@ from rfcheck.registry import register_model
 
 FOLDER = Path(__file__).resolve().parents[1] / "models"
 # model RF at the input of the global pool, derived by hand in each file's docstring
-HAND_RF = {"net": 63, "net_maxpool": 56, "net_tiny": 53, "net_transposed": 73}
+HAND_RF = {"net": 63, "net_fashion": 53, "net_maxpool": 56, "net_tiny": 53, "net_transposed": 73}
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +28,11 @@ def test_registry_lists_every_design(designs):
 @pytest.mark.parametrize("name", sorted(HAND_RF))
 def test_design_meets_the_brief_and_its_own_rules(designs, rfcheck, name):
     label, model, entry = designs[name]
-    report = rfcheck(model, **entry.rules)  # config file (the brief) < the design's own rules
+    size = entry.input_size or (3, 32, 32)
+    report = rfcheck(model, input_size=size, **entry.rules)  # config file (the brief) < own rules
     assert report.exact, f"{label}: {report.warnings}"
     assert report.rf.size == (HAND_RF[name],) * 2
-    out = model.eval()(torch.randn(2, 3, 32, 32))
+    out = model.eval()(torch.randn(2, *size))
     assert out.shape == (2, 10) and torch.allclose(out.exp().sum(1), torch.ones(2), atol=1e-4)
 
 
@@ -49,15 +50,16 @@ def test_cli_checks_the_whole_folder(capsys, monkeypatch):
     assert main(["models/", "--format", "json", "--no-advice"]) == 0
     import json
     docs = json.loads(capsys.readouterr().out)
-    assert [d["model"].split(":")[1] for d in docs] == ["Net", "NetMaxPool", "NetTiny", "NetTransposed"]
+    assert [d["model"].split(":")[1] for d in docs] == ["Net", "NetFashion", "NetMaxPool", "NetTiny", "NetTransposed"]
     own = {d["model"].split(":")[1]: {c["rule"]: c for c in d["checks"]} for d in docs}
     assert own["NetTiny"]["min_rf"]["limit"] == 45 and own["Net"]["min_rf"]["limit"] == 53
+    assert [d["input_size"] for d in docs if d["model"].endswith("NetFashion")] == [[1, 28, 28]]
     assert own["NetTransposed"]["min_transposed"]["passed"]
     # the command line still wins over a design's own rules
     assert main(["models/", "--format", "json", "--no-advice", "--min-rf", "60"]) == 1
     docs = json.loads(capsys.readouterr().out)
     assert {d["model"].split(":")[1]: d["passed"] for d in docs} == {
-        "Net": True, "NetMaxPool": False, "NetTiny": False, "NetTransposed": True}
+        "Net": True, "NetFashion": False, "NetMaxPool": False, "NetTiny": False, "NetTransposed": True}
 
 
 def test_register_model_validates_rules():

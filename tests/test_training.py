@@ -78,6 +78,23 @@ def test_rules_gate_refuses_before_touching_data(work, capsys):
     assert "[FAIL] min_rf: model RF 7x7" in out and "not training" in err
 
 
+def test_gate_applies_a_registered_design_s_own_rules_and_input_size(work, capsys):
+    # as for `rfcheck`: the design's registered rules beat the config file, and its registered
+    # input size is used when --input-size is not given
+    (work / "registered.py").write_text(SMALL + """
+from rfcheck.registry import register_model
+register_model(name="small_reg", rules={"max_params": 100}, input_size=(3, 24, 24))(Small)
+""")
+    rc = train_cli.main(["registered.py:Small", "--data", str(work / "does-not-exist"), "--isolated"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "input: 3x24x24" in out
+    assert "[FAIL] max_params: parameters 1,491 > 100" in out
+    rc = train_cli.main(["registered.py:Small", "--data", str(work / "does-not-exist"), "--isolated",
+                         "--max-params", "10000", "--input-size", "3,16,16"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and "input: 3x16x16" in out and "does-not-exist" in err   # passed: then the data
+
+
 def test_no_check_trains_loudly(work, dataset, capsys):
     rc = train_cli.main(base_args(work, dataset, "--min-rf", "100", "--no-check", "--epochs", "1", "--out", "r"))
     out, err = capsys.readouterr()

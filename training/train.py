@@ -140,18 +140,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from rfcheck.cli import settings
-    from rfcheck.loader import load as load_models
+    from rfcheck.cli import design_settings, settings
+    from rfcheck.loader import load_entries
     from training import augment, checkpoint, data, engine
 
     # -- the design and its rules, before any data ---------------------------------------------------------
     ns = argparse.Namespace(**vars(args), format=None, rf_at=None, advice=False)
     rules, opts = settings(ns)
-    models = load_models(args.model)
+    models = load_entries(args.model)
     if len(models) != 1:
         raise UsageError(f"{args.model} holds {len(models)} models; pick one with PATH.py:Name")
-    label, model = models[0]
-    input_size = opts["input_size"]  # --input-size < config file < default 3,32,32
+    label, model, entry = models[0]
+    # as for `rfcheck`: config file < the design's registered rules < command line; the input
+    # size from --input-size, else the design's registered size, else the config file's
+    rules, input_size = design_settings(entry, rules, opts, ns)
     dist_kind = "cuda" if (args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())) else "cpu"
     dist = engine.init_distributed(dist_kind)
     if dist.main:
