@@ -143,7 +143,8 @@ def _fmt(v) -> str:
 
 
 def _suggest(rule: str, ev: _Evaluator, report: Report, base_model: nn.Module, options: list[list[Change]],
-             metric, describe_effect, max_steps: int = 4, keep: int = 3) -> list[Suggestion]:
+             metric, describe_effect, max_steps: int = 4, keep: int = 3,
+             short_of: str = "the design needs more depth or downsampling") -> list[Suggestion]:
     """Evaluate single changes; if none makes the rule pass, grow the best greedily."""
     mods = dict(base_model.named_modules())
     scored = []
@@ -190,7 +191,7 @@ def _suggest(rule: str, ev: _Evaluator, report: Report, base_model: nn.Module, o
     if len(chosen) > 1:
         rep = ev.run(chosen)[0]
         text = (f"even {len(chosen)} changes together do not pass (" + "; ".join(c.describe(mods[c.layer]) for c in chosen)
-                + ": " + describe_effect(rep) + "): the design needs more depth or downsampling")
+                + ": " + describe_effect(rep) + "): " + short_of)
         out.insert(0, Suggestion(rule, list(chosen), text, _predicted(rep), False))
     return out[:3]
 
@@ -236,7 +237,9 @@ def suggest(model: nn.Module, input_size: Sequence[int], report: Report, results
                            lambda rep: -(rep.params.total if key == "params" else rep.macs),
                            lambda rep: f"{key} {_fmt(getattr(report.params, 'total') if key == 'params' else report.macs)}"
                                        f" -> {_fmt(rep.params.total if key == 'params' else rep.macs)}, model RF "
-                                       f"{_fmt(tuple(rep.rf.size))}")
+                                       f"{_fmt(tuple(rep.rf.size))}",
+                           short_of="the design needs fewer or narrower layers (fewer channels), not only "
+                                    "cheaper convs")
             lin = [l for l in report.layers if l.kind == "linear" and l.params > (r.limit or 0) // 4]
             for l in lin:
                 texts.append(f"{l.name} ({l.type}) holds {l.params:,} parameters: global average pooling before it "

@@ -253,6 +253,18 @@ def test_max_params_advice_makes_the_conv_separable():
     assert isinstance(model.conv, nn.Conv2d)
 
 
+def test_max_params_advice_says_when_separable_convs_are_not_enough():
+    # Wide made separable still holds 8,896 parameters (docstring): a 5,000 budget needs fewer channels
+    # two 3x3 convs 64->128->128 (p1) on 8x8 + GAP: 73,856 + 147,584 = 221,440 parameters;
+    # both separable: 8,896 + (128*9 + 128*128 + 128 = 17,664) = 26,560, still over a 5,000 budget
+    model = nn.Sequential(nn.Conv2d(64, 128, 3, padding=1), nn.Conv2d(128, 128, 3, padding=1), nn.AdaptiveAvgPool2d(1))
+    rep, res, sugs = advise(model, (64, 8, 8), max_params=5_000)
+    assert rep.params.total == 221_440 and not any(s.passes for s in sugs["max_params"])
+    first = sugs["max_params"][0].text
+    assert first.startswith("even 2 changes together do not pass") and "params 221,440 -> 26,560" in first
+    assert first.endswith("the design needs fewer or narrower layers (fewer channels), not only cheaper convs")
+
+
 def test_max_macs_advice_makes_the_conv_separable():
     model = Wide()
     rep, res, sugs = advise(model, (64, 8, 8), max_macs="1M")
