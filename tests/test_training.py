@@ -222,3 +222,24 @@ def test_weight_decay_skips_norm_and_bias():
     assert len(plain["params"]) == 4                          # conv bias, BN weight + bias, linear bias
     decay, plain = train_cli.param_groups(m, 5e-4, decay_norm_bias=True)
     assert len(decay["params"]) == 6 and plain["params"] == []
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="Fashion-MNIST's Debian package (dataset-fashion-mnist) is not installed")
+def test_fashion_mnist_end_to_end(tmp_path, monkeypatch, capsys):
+    # the bundled 1-channel design, checked at its registered 1x28x28 against this repository's
+    # setup.cfg (the brief), trained for one epoch on a slice of the real package and evaluated
+    monkeypatch.chdir(ROOT)
+    rc = train_cli.main(["models/net_fashion.py:NetFashion", "--data", "/usr/share/datasets/fashion-mnist",
+                         "--limit-per-class", "30", "--epochs", "1", "--batch-size", "32", "--workers", "0",
+                         "--threads", "1", "--quiet", "--no-plots", "--cache-dir", str(tmp_path / "cache"),
+                         "--out", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "input: 1x28x28" in out and "rules: 6 passed, 0 failed" in out
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["train_images"] == 300 and summary["params"] == 33_658
+    rc = evaluate_cli.main([str(tmp_path / "run" / "last.pt"), "--data", "/usr/share/datasets/fashion-mnist",
+                            "--limit-per-class", "30", "--cache-dir", str(tmp_path / "cache"), "--json"])
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0 and doc["n"] == 300 and 0 <= doc["accuracy"] <= 100

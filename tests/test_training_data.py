@@ -396,6 +396,18 @@ def test_real_cifar10_jpeg_slice(tmp_path, cache):
     assert "cifar10-jpeg" in ds.source
 
 
+REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")   # apt-get install dataset-fashion-mnist
+
+
+@pytest.mark.skipif(not REAL_FASHION.is_dir(), reason=f"{REAL_FASHION} not present (Debian dataset-fashion-mnist)")
+def test_real_fashion_mnist_from_its_debian_package(cache):
+    ds = data.load(str(REAL_FASHION), cache_dir=str(cache), limit_per_class=5)
+    assert ds.train.images.shape == (50, 28, 28, 1) and ds.test.images.shape == (50, 28, 28, 1)
+    assert len(ds.classes) == 10 and np.bincount(ds.train.labels).tolist() == [5] * 10
+    # Fashion-MNIST's published pixel statistics are mean 0.286, std 0.353 (full train split)
+    assert 0.2 < ds.mean[0] < 0.4 and 0.25 < ds.std[0] < 0.45
+
+
 @pytest.mark.skipif(not (REAL_ARCHIVE.is_file() and os.environ.get("RFCHECK_FULL_DATA_TEST")),
                     reason="set RFCHECK_FULL_DATA_TEST=1 to decode the whole real archive (~10 s)")
 def test_real_cifar10_jpeg_full(tmp_path):
