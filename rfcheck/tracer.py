@@ -206,8 +206,11 @@ class Tracer(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = op_name(func)
-        tensors_in = list(_tensors((args, kwargs)))
-        margs, mkwargs = _map(args, self.to_meta), _map(kwargs, self.to_meta)
+        tensors_in = _tensors((args, kwargs))
+        if all(t.is_meta for t in tensors_in):  # activations are meta already; only weights need a twin
+            margs, mkwargs = args, kwargs
+        else:
+            margs, mkwargs = _map(args, self.to_meta), _map(kwargs, self.to_meta)
         tracked, seen = [], set()
         for t in tensors_in:
             if id(t) in self.registry and id(t) not in seen:

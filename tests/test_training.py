@@ -239,6 +239,9 @@ def test_fashion_mnist_end_to_end(tmp_path, monkeypatch, capsys):
     assert "input: 1x28x28" in out and "rules: 6 passed, 0 failed" in out
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["train_images"] == 300 and summary["params"] == 33_658
+    if (ROOT / ".git").exists():   # the design's commit, so the record survives later edits to models/
+        import re
+        assert re.fullmatch(r"[0-9a-f]{7,}(\+dirty)?", summary["source"]), summary["source"]
     rc = evaluate_cli.main([str(tmp_path / "run" / "last.pt"), "--data", "/usr/share/datasets/fashion-mnist",
                             "--limit-per-class", "30", "--cache-dir", str(tmp_path / "cache"), "--json"])
     doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -303,6 +303,7 @@ def run(args: argparse.Namespace) -> int:
         if sys.argv and "training" in " ".join(sys.argv[:1]) else None,
         "machine": f"{platform.machine()} {_cpu_name()}, {cores} cores, torch {torch.__version__}, device {device}",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "augmentation": augment.describe(aug_cfg),
+        "source": _source_version(label),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not args.no_plots:
@@ -339,6 +340,26 @@ def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
         else:
             out[k] = str(v)
     return out
+
+
+def _source_version(spec: str) -> Optional[str]:
+    """The git commit of the design's file (with "+dirty" if it differs from that commit), so a
+    recorded result names the exact design even after models/ changes; None outside git."""
+    import subprocess
+    path = Path(spec.split(":")[0])
+    if not path.exists():
+        return None
+    where = path.parent if path.is_file() else path
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", path.name], cwd=where, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def _cpu_name() -> str:
