@@ -67,7 +67,7 @@ def step_rates(spec: str, split: data.Split, mean, std, batch: int, n_batches: i
                threads: int, channels_last: bool) -> dict[str, float]:
     torch.set_num_threads(threads)
     engine.seed_everything(0)
-    model = load_model(spec).model
+    model = load_model(spec)[0][1]
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     batches = _batches(split, mean, std, batch, n_batches)
