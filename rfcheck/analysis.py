@@ -1,6 +1,7 @@
 """analyze(): trace a model and turn the graph into a :class:`Report`."""
 from __future__ import annotations
 
+import gc
 import re
 from fractions import Fraction
 from typing import Optional, Sequence, Union
@@ -28,13 +29,22 @@ def analyze(model: torch.nn.Module, input_size: Optional[Sequence[int]] = None,
         raise RFCheckError(f"expected a torch.nn.Module, got {type(model).__name__}")
     metas = _meta_inputs(input_size, inputs)
     size = tuple(metas[0].shape[1:])
+    # the analysis allocates many small, acyclic objects per layer: with the cyclic garbage
+    # collector on, its full collections (which walk every object of the process) start to
+    # fall inside one call past ~1,000 layers and make the cost grow faster than the depth
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        graph = trace(model, metas)
-    except TraceError as e:
-        raise TraceError(_layout_hint(str(e), size)) from e.__cause__
-    if not graph.outputs:
-        raise RFCheckError("the model's output does not depend on its input (nothing to analyse)")
-    return build_report(graph, name or type(model).__name__, size, rf_at)
+        try:
+            graph = trace(model, metas)
+        except TraceError as e:
+            raise TraceError(_layout_hint(str(e), size)) from e.__cause__
+        if not graph.outputs:
+            raise RFCheckError("the model's output does not depend on its input (nothing to analyse)")
+        return build_report(graph, name or type(model).__name__, size, rf_at)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _meta_inputs(input_size, inputs) -> list[torch.Tensor]:

@@ -200,3 +200,23 @@ def test_group_norm_matches_pytorch_or_declines(shape, groups, wshift):
     w = None if wshift is None else torch.empty(shape[1] + wshift, device=META)
     _check(fastmeta.group_norm("group_norm", (x, groups, w, w), {}),
            lambda: torch.nn.functional.group_norm(x, groups, w, w))
+
+
+def test_analyze_restores_the_garbage_collector_state():
+    import gc
+
+    from rfcheck import analyze
+    from rfcheck.errors import RFCheckError
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    assert gc.isenabled()
+    analyze(model, (3, 8, 8))
+    assert gc.isenabled()
+    with pytest.raises(RFCheckError):
+        analyze(model, (3, 2, 2))                     # input too small: the error path
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        analyze(model, (3, 8, 8))
+        assert not gc.isenabled()                     # a caller's choice is kept
+    finally:
+        gc.enable()
