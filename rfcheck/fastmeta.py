@@ -30,6 +30,15 @@ def like(x: torch.Tensor) -> torch.Tensor:
     return torch.empty_strided(x.size(), x.stride(), dtype=x.dtype, device=_META)
 
 
+def _bind(names: tuple, args: tuple, kwargs: dict) -> Optional[dict]:
+    """Arguments by name, as the op's signature would bind them; None for a call it would refuse."""
+    if len(args) > len(names) or set(kwargs) - set(names):
+        return None
+    a = dict(zip(names, args))
+    a.update(kwargs)
+    return a
+
+
 # -- pointwise binary ops -------------------------------------------------------------
 _BINARY = frozenset({"add", "sub", "subtract", "mul", "multiply", "__add__", "__radd__", "__sub__", "__rsub__",
                      "__mul__", "__rmul__"})
@@ -91,10 +100,9 @@ def _tuple(v: Any, n: int) -> Optional[tuple]:
 
 def conv(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
     names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
-    if len(args) > len(names) or set(kwargs) - set(names):
+    a = _bind(names, args, kwargs)
+    if a is None:
         return None
-    a = dict(zip(names, args))
-    a.update(kwargs)
     x, w, b = a.get("input"), a.get("weight"), a.get("bias")
     n = int(name[-2])
     if not isinstance(x, _Tensor) or not isinstance(w, _Tensor) or x.ndim != n + 2 or w.ndim != n + 2:
@@ -149,10 +157,9 @@ def pool(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
     n = int(name.split("pool", 1)[1][0])
     names = (("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices") if maxpool
              else ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"))
-    if len(args) > len(names) or set(kwargs) - set(names):
+    a = _bind(names, args, kwargs)
+    if a is None:
         return None
-    a = dict(zip(names, args))
-    a.update(kwargs)
     x = a.get("input")
     if not _plain(x, n) or a.get("return_indices") or name.endswith("indices"):
         return None
@@ -177,10 +184,9 @@ def pool(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
 
 def adaptive_avg(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
     n = int(name[-2])
-    if len(args) + len(kwargs) != 2 or set(kwargs) - {"input", "output_size"}:
+    a = _bind(("input", "output_size"), args, kwargs)
+    if a is None or len(args) + len(kwargs) != 2:
         return None
-    a = dict(zip(("input", "output_size"), args))
-    a.update(kwargs)
     x, size = a.get("input"), a.get("output_size")
     if not _plain(x, n) or any(s < 1 for s in x.shape[2:]):
         return None
@@ -202,10 +208,9 @@ def adaptive_avg(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]
 
 # -- linear, mean, cat ------------------------------------------------------------------
 def linear(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
-    if len(args) > 3 or set(kwargs) - {"input", "weight", "bias"}:
+    a = _bind(("input", "weight", "bias"), args, kwargs)
+    if a is None:
         return None
-    a = dict(zip(("input", "weight", "bias"), args))
-    a.update(kwargs)
     x, w, b = a.get("input"), a.get("weight"), a.get("bias")
     if not isinstance(x, _Tensor) or not isinstance(w, _Tensor) or x.ndim < 1 or w.ndim != 2:
         return None
@@ -217,10 +222,9 @@ def linear(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
 
 
 def mean(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
-    if len(args) > 3 or set(kwargs) - {"input", "dim", "keepdim"}:
+    a = _bind(("input", "dim", "keepdim"), args, kwargs)
+    if a is None:
         return None
-    a = dict(zip(("input", "dim", "keepdim"), args))
-    a.update(kwargs)
     x, dims, keep = a.get("input"), a.get("dim"), a.get("keepdim", False)
     if not isinstance(x, _Tensor) or not x.is_floating_point() or not x.is_contiguous() or x.ndim == 0:
         return None
@@ -239,10 +243,9 @@ def mean(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
 
 
 def cat(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
-    if len(args) > 2 or set(kwargs) - {"tensors", "dim"}:
+    a = _bind(("tensors", "dim"), args, kwargs)
+    if a is None:
         return None
-    a = dict(zip(("tensors", "dim"), args))
-    a.update(kwargs)
     ts, dim = a.get("tensors"), a.get("dim", 0)
     if not isinstance(ts, (list, tuple)) or not ts or not isinstance(dim, int) or isinstance(dim, bool):
         return None
@@ -269,10 +272,9 @@ def _param_ok(t: Any, shape: tuple, dtype: torch.dtype) -> bool:
 
 def layer_norm(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
     names = ("input", "normalized_shape", "weight", "bias", "eps")
-    if len(args) > len(names) or set(kwargs) - set(names):
+    a = _bind(names, args, kwargs)
+    if a is None:
         return None
-    a = dict(zip(names, args))
-    a.update(kwargs)
     x, ns = a.get("input"), a.get("normalized_shape")
     if not isinstance(x, _Tensor) or not x.is_floating_point() or not x.is_contiguous():
         return None
@@ -287,10 +289,9 @@ def layer_norm(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
 
 def group_norm(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
     names = ("input", "num_groups", "weight", "bias", "eps")
-    if len(args) > len(names) or set(kwargs) - set(names):
+    a = _bind(names, args, kwargs)
+    if a is None:
         return None
-    a = dict(zip(names, args))
-    a.update(kwargs)
     x, g = a.get("input"), a.get("num_groups")
     if not isinstance(x, _Tensor) or x.ndim < 2 or not x.is_floating_point() or not x.is_contiguous():
         return None
