@@ -165,8 +165,12 @@ def _unproductive(nodes: list[Node], layers: list[Layer], input_size: tuple[int,
 def _sees_everything(n: Node, input_size: tuple[int, ...]) -> bool:
     st = n.state
     axes = _axes(st)
-    if not axes or len(axes) != len(input_size) - 1 or any(st.geo[a].global_at is not None for a in axes):
+    if not axes or len(axes) != len(input_size) - 1:
         return False
+    for a in axes:  # (cheap necessary conditions first: this runs for every layer until one passes)
+        g = st.geo[a]
+        if g.global_at is not None or g.env.size_max < input_size[1 + a]:
+            return False
     sizes = {st.dims[j].axis: n.shapes[0][j] for j in range(len(st.dims)) if st.dims[j].kind == "spatial"}
     for a in axes:
         env, full, m = st.geo[a].env, input_size[1 + a], sizes.get(a)
@@ -206,21 +210,29 @@ def _spatial_out(n: Node) -> list[int]:
 
 def _layer(n: Node, nodes: list[Node], batch: int = 1) -> Layer:
     st = n.state
-    axes = _axes(st)
-    envs = [st.geo[a].env for a in axes]
-    shorts = [st.geo[a].short for a in axes]
+    geo = st.geo
+    axes = sorted(geo) if len(geo) > 1 else list(geo)
+    rf, rf_min, jump, start = [], [], [], []
+    phase = False
+    for a in axes:  # (one loop, no generators: this runs for every layer)
+        g = geo[a]
+        e = g.env
+        rf.append(e.size_max)
+        rf_min.append(g.short.size_min)
+        jump.append(e.jump)
+        start.append(e.start)
+        phase = phase or e.phase_dependent
     info = n.info
     # a unit depends on the input only if it does along every axis (an axis where no unit
     # does, e.g. a stride that keeps only the empty phases of a transposed conv, empties all)
-    dead = any(e.size_max == 0 for e in envs)
+    if 0 in rf:
+        rf = rf_min = [0] * len(axes)
+        start = [None] * len(axes)
+    shape = n.shapes[0]
     return Layer(
-        name=n.name, type=n.type, output_shape=tuple(n.shapes[0][1:]) if n.shapes[0] else (),
-        params=n.params, macs=n.macs // batch,
-        rf=tuple(0 if dead else e.size_max for e in envs),
-        rf_min=tuple(0 if dead else s.size_min for s in shorts),
-        jump=tuple(e.jump for e in envs), start=tuple(None if dead else e.start for e in envs),
-        is_global=n.is_global, exact=st.exact, unknown=n.unknown,
-        phase_dependent=any(e.phase_dependent for e in envs),
+        name=n.name, type=n.type, output_shape=tuple(shape[1:]) if shape else (),
+        params=n.params, macs=n.macs // batch, rf=tuple(rf), rf_min=tuple(rf_min), jump=tuple(jump),
+        start=tuple(start), is_global=n.is_global, exact=st.exact, unknown=n.unknown, phase_dependent=phase,
         kernel=info.get("kernel"), stride=info.get("stride"), padding=info.get("padding"),
         dilation=info.get("dilation"), groups=info.get("groups"),
         inputs=[nodes[i].name for i in n.inputs], shared_params=n.shared_params, notes=list(n.notes),

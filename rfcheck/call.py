@@ -14,7 +14,8 @@ from .state import FLAT, NO_AXES, NONE, PART, SPATIAL, Dim, TensorState
 class Call:
     """One op (a torch function or a module with a registered rule) as the analyzer saw it.
 
-    ``args``/``kwargs`` hold meta tensors; ``inputs`` the states of the traced tensors among
+    ``args``/``kwargs`` hold meta tensors (for a plain Conv/BatchNorm module recorded without
+    running it, see :mod:`rfcheck.leaves`, its own parameters: read only their shape); ``inputs`` the states of the traced tensors among
     them (in argument order), ``outputs`` the tensor outputs.  Rules read these, fill
     ``info`` (kernel, stride, kind ...) and return the output state(s)."""
 

@@ -276,7 +276,7 @@ def layer_norm(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
     if a is None:
         return None
     x, ns = a.get("input"), a.get("normalized_shape")
-    if not isinstance(x, _Tensor) or not x.is_floating_point() or not x.is_contiguous():
+    if not isinstance(x, _Tensor) or not x.is_floating_point():
         return None
     if not isinstance(ns, (tuple, list, torch.Size)) or not ns or len(ns) > x.ndim:
         return None
@@ -284,7 +284,13 @@ def layer_norm(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
     if tuple(x.shape[-len(ns):]) != ns or not (_param_ok(a.get("weight"), ns, x.dtype)
                                                 and _param_ok(a.get("bias"), ns, x.dtype)):
         return None
-    return like(x)
+    # the output is contiguous whatever the input's layout (the kernel makes the input
+    # contiguous first); for a permuted input (ConvNeXt's channels-last blocks) PyTorch's
+    # meta decomposition costs ~1 ms
+    out = _empty(tuple(x.shape), x.dtype)
+    if x.is_contiguous() and x.stride() != out.stride():
+        return None  # contiguous with odd strides on size-1 dims: PyTorch keeps some of them
+    return out
 
 
 def group_norm(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:

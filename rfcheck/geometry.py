@@ -12,12 +12,26 @@ convention of the Distill article and of all RF tools: padding does not shrink t
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cached_property
 from fractions import Fraction
 from math import ceil, floor, gcd
 from typing import Callable, Optional, Sequence
 
 Interval = Optional[tuple[int, int]]
+
+
+class cached_property:
+    """functools.cached_property without its per-instance lock (Python < 3.12 takes an RLock
+    on every first access, a third of an envelope's cost; envelopes are immutable anyway)."""
+
+    def __init__(self, fn: Callable):
+        self.fn, self.name = fn, fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
 
 
 def _lcm(a: int, b: int) -> int:
@@ -48,11 +62,11 @@ class Envelope:
     def sizes(self) -> list[int]:
         return [h - l + 1 for l, h in zip(self.lo, self.hi) if l is not None]
 
-    @property
+    @cached_property
     def size_max(self) -> int:
         return max(self.sizes(), default=0)
 
-    @property
+    @cached_property
     def size_min(self) -> int:
         return min(self.sizes(), default=0)
 

@@ -16,6 +16,7 @@ from torch.overrides import TorchFunctionMode
 from . import fastmeta
 from .call import Call
 from .errors import TraceError
+from .leaves import LEAVES
 from .ops import ALIASES, CONSTANTS, FUNCTION_RULES, lookup_module, op_name, pretty
 from .state import TensorState
 
@@ -89,6 +90,7 @@ def _batch_norm_fits(args: tuple, kwargs: dict) -> bool:
 
 
 _Tensor = torch.Tensor
+_META = torch.device("meta")
 _LEAF = (int, float, bool, str, type(None), torch.dtype, torch.device)
 
 
@@ -136,12 +138,34 @@ def _shape(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
 
+def _walk(model: torch.nn.Module) -> tuple[list, dict[int, str], dict[int, tuple[str, int, bool]]]:
+    """Modules (each once), their names and the parameters (each once, first name wins): what
+    ``named_modules()`` and ``named_parameters()`` give, in one pass without their generators."""
+    modules: list[torch.nn.Module] = []
+    names: dict[int, str] = {}
+    params: dict[int, tuple[str, int, bool]] = {}
+    stack = [("", model)]
+    while stack:
+        prefix, m = stack.pop()
+        if id(m) in names:
+            continue
+        names[id(m)] = prefix
+        modules.append(m)
+        dot = prefix + "." if prefix else ""
+        for k, p in m._parameters.items():
+            if p is not None and id(p) not in params:
+                params[id(p)] = (dot + k, p.numel(), p.requires_grad)
+        children = [(dot + k, c) for k, c in m._modules.items() if c is not None]
+        stack.extend(reversed(children))
+    return modules, names, params
+
+
 class Tracer(TorchFunctionMode):
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
-        self.module_names = {id(m): n for n, m in model.named_modules()}
-        self.params = {id(p): (n, p.numel(), p.requires_grad) for n, p in model.named_parameters()}
+        self.modules, self.module_names, self.params = _walk(model)
+        self.ruled: dict[type, bool] = {}  # module type -> a module rule is registered for it
         self.registry: dict[int, tuple[int, TensorState]] = {}
         self.keep: list[Any] = []
         self.meta: dict[int, torch.Tensor] = {}
@@ -160,11 +184,14 @@ class Tracer(TorchFunctionMode):
 
     # -- tensors -----------------------------------------------------------------------
     def to_meta(self, t: torch.Tensor) -> torch.Tensor:
-        if t.device.type == "meta":
+        if t.is_meta:
             return t
         m = self.meta.get(id(t))
         if m is None:
-            m = t.detach().to("meta")
+            if t.layout is torch.strided and t.is_contiguous():  # (a third of the cost of .to)
+                m = torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=_META)
+            else:
+                m = t.detach().to(_META)
             self.meta[id(t)] = m
             self.keep.append(t)
         return m
@@ -281,7 +308,8 @@ class Tracer(TorchFunctionMode):
             states.append(states[-1])
         return states
 
-    def _record(self, name, margs, mkwargs, tracked, outs, tensors_in) -> None:
+    def _record(self, name, margs, mkwargs, tracked, outs, tensors_in, nname: Optional[str] = None,
+                type_: Optional[str] = None) -> Node:
         entries = [self.registry[id(t)] for t in tracked]
         in_nodes = [i for i, _ in entries]
         if name in ALIASES:
@@ -289,10 +317,11 @@ class Tracer(TorchFunctionMode):
             for o in outs:
                 if o.ndim == len(st.dims):
                     self.register(o, in_nodes[0], st)
-            return
-        frame = self.frames[-1] if self.frames else None
-        prefix = frame.name if frame else ""
-        nname = self._unique(f"{prefix}.{pretty(name)}" if prefix else pretty(name))
+            return None
+        if nname is None:
+            frame = self.frames[-1] if self.frames else None
+            prefix = frame.name if frame else ""
+            nname = self._unique(f"{prefix}.{pretty(name)}" if prefix else pretty(name))
         call = Call(nname, name, margs, mkwargs, tracked, [s for _, s in entries],
                     [self.nodes[i].name for i in in_nodes], outs)
         call.index = len(self.nodes)
@@ -301,8 +330,47 @@ class Tracer(TorchFunctionMode):
             states = call.unknown_result(f"no rule for op {name!r}")
         else:
             states = self._run_rule(rule, call)
-        node = self._new_node(nname, pretty(name), name, call, states, outs, in_nodes)
+        node = self._new_node(nname, type_ or pretty(name), name, call, states, outs, in_nodes)
         self._attribute(node, self._param_ids(tensors_in))
+        return node
+
+    def leaf(self, module: torch.nn.Module, spec, x: Any) -> Optional[torch.Tensor]:
+        """Record a module of :data:`LEAVES` without running it; None: run it as usual."""
+        if (self.suppress or module is self.model or not isinstance(x, _Tensor) or id(x) not in self.registry
+                or not x.is_meta or module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or module._backward_pre_hooks):
+            return None
+        ruled = self.ruled.get(type(module))
+        if ruled is None:
+            ruled = self.ruled[type(module)] = lookup_module(module) is not None
+        if ruled:  # a user rule for this module type: the normal path applies it
+            return None
+        found = spec(module, x)
+        if found is None:
+            return None
+        # the module's own parameters stand in for meta twins: the fast paths and the rules
+        # read only their metadata (shape, dtype), and no copy is made
+        name, margs = found
+        if name in SHAPE_PRESERVING:
+            if name == "batch_norm" and not _batch_norm_fits(margs, {}):
+                return None
+            out = fastmeta.like(x)
+        else:
+            out = fastmeta.FAST[name](name, margs, {})
+            if out is None:
+                return None
+        mid = id(module)
+        count = self.calls.get(mid, 0) + 1
+        self.calls[mid] = count
+        base = self.module_names.get(mid)
+        if base is None:
+            base = type(module).__name__
+        self.current = ("", [])
+        tensors_in = [a for a in margs if isinstance(a, _Tensor)]
+        node = self._record(name, margs, {}, [x], [out], tensors_in,
+                            nname=self._unique(base if count == 1 else f"{base}:{count}"), type_=type(module).__name__)
+        self._note_module_output(module, node.name, [out])
+        return out
 
     # -- module hooks ------------------------------------------------------------------
     def pre_hook(self, module, args):
@@ -328,16 +396,16 @@ class Tracer(TorchFunctionMode):
             return None
         outs = list(_tensors(output))
         self._post(frame, module, args, outs)
-        self._note_module_output(frame, outs)
+        self._note_module_output(module, frame.name, outs)
         return None
 
-    def _note_module_output(self, frame: _Frame, outs: list[torch.Tensor]) -> None:
-        if frame.module is self.model or not outs or id(outs[0]) not in self.registry:
+    def _note_module_output(self, module: torch.nn.Module, name: str, outs: list[torch.Tensor]) -> None:
+        if module is self.model or not outs or id(outs[0]) not in self.registry:
             return
-        self.module_outputs[frame.name] = self.registry[id(outs[0])][0]
-        self.module_types[frame.name] = type(frame.module).__name__
-        if len(self.frames) == 1 and self.frames[0].module is self.model and frame.name not in self.top_level:
-            self.top_level.append(frame.name)
+        self.module_outputs[name] = self.registry[id(outs[0])][0]
+        self.module_types[name] = type(module).__name__
+        if len(self.frames) == 1 and self.frames[0].module is self.model and name not in self.top_level:
+            self.top_level.append(name)
 
     def _post(self, frame: _Frame, module, args, outs):
         if frame.rule is not None:
@@ -373,6 +441,19 @@ class Tracer(TorchFunctionMode):
         return None
 
 
+#: record the modules of :data:`LEAVES` without running them (off: every module runs; the tests
+#: compare both ways)
+USE_LEAVES = True
+
+
+def _global_hooks() -> bool:
+    """Global module hooks must see every module call: then no module is skipped."""
+    from torch.nn.modules import module as m
+    return any(getattr(m, n, None) for n in ("_global_forward_hooks", "_global_forward_pre_hooks",
+                                              "_global_backward_hooks", "_global_backward_pre_hooks",
+                                              "_global_forward_hooks_always_called"))
+
+
 def trace(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Graph:
     """Run ``model`` once on meta ``inputs`` and return the recorded graph."""
     tracer = Tracer(model)
@@ -382,16 +463,25 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Graph:
     tracer.names.add("input")
     for t in inputs:
         tracer.register(t, 0, TensorState.for_input(_shape(t)))
-    modes = {m: m.training for m in model.modules()}
+    training = [m for m in tracer.modules if m.training]
+    training_set = set(map(id, training))
     module_call = torch.nn.Module.__call__
     pre, post = tracer.pre_hook, tracer.post_hook
 
     quiet = torch._C.DisableTorchFunction
+    leaves = LEAVES if USE_LEAVES and not _global_hooks() else {}
+    leaf = tracer.leaf
 
     def call(module, *args, **kwargs):
         # what global forward hooks would do, without sending every module call down
         # nn.Module's slow hook-dispatch path; the bookkeeping runs with the mode off, or
         # each .shape it reads would be traced as an op
+        spec = leaves.get(type(module))
+        if spec is not None and len(args) == 1 and not kwargs:
+            with quiet():
+                out = leaf(module, spec, args[0])
+            if out is not None:
+                return out
         with quiet():
             pre(module, args)
         out = module_call(module, *args, **kwargs)
@@ -400,7 +490,8 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Graph:
         return out
 
     try:
-        model.eval()
+        if training:
+            model.eval()  # (a model may override train(): let it)
         torch.nn.Module.__call__ = call
         with torch.no_grad(), tracer:
             out = model(*inputs)
@@ -410,8 +501,10 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Graph:
         raise TraceError(_describe_failure(tracer, e)) from e
     finally:
         torch.nn.Module.__call__ = module_call
-        for m, flag in modes.items():
-            m.training = flag
+        for m in tracer.modules:
+            flag = id(m) in training_set
+            if m.training != flag:
+                m.training = flag
     outputs = []
     for t in _tensors(out):
         if id(t) in tracer.registry:

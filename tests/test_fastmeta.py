@@ -179,11 +179,29 @@ def test_cat_matches_pytorch_or_declines(shape, dim, extra, half):
     _check(fastmeta.cat("cat", (ts, dim), {}), lambda: torch.cat(ts, dim))
 
 
-@settings(max_examples=150, deadline=None)
+def _layout(shape: list, layout: str, seed: int) -> torch.Tensor:
+    """A meta tensor of ``shape``: contiguous, a permuted view (ConvNeXt's channels-last blocks),
+    an expanded view (overlapping) or a strided slice."""
+    import random
+    rng = random.Random(seed)
+    if layout == "permuted":
+        perm = list(range(len(shape)))
+        rng.shuffle(perm)
+        base = torch.empty([shape[p] for p in perm], device=META)
+        return base.permute([perm.index(i) for i in range(len(shape))])
+    if layout == "expanded":
+        return torch.empty([1] + shape[1:], device=META).expand(shape)
+    if layout == "sliced":
+        return torch.empty(shape[:-1] + [2 * shape[-1]], device=META)[..., ::2]
+    return torch.empty(shape, device=META)
+
+
+@settings(max_examples=300, deadline=None)
 @given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=4), k=st.integers(1, 3),
-       wshift=st.sampled_from([None, 0, 1]), bshift=st.sampled_from([None, 0, 1]))
-def test_layer_norm_matches_pytorch_or_declines(shape, k, wshift, bshift):
-    x = torch.empty(shape, device=META)
+       wshift=st.sampled_from([None, 0, 1]), bshift=st.sampled_from([None, 0, 1]),
+       layout=st.sampled_from(["contiguous", "permuted", "expanded", "sliced"]), seed=st.integers(0, 99))
+def test_layer_norm_matches_pytorch_or_declines(shape, k, wshift, bshift, layout, seed):
+    x = _layout(shape, layout, seed)
     ns = tuple(shape[-k:]) if k <= len(shape) else tuple(shape) + (1,)
     def param(shift):
         return None if shift is None else torch.empty(ns[:-1] + (ns[-1] + shift,), device=META)
