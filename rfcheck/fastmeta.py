@@ -92,7 +92,11 @@ def binary(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
 def _tuple(v: Any, n: int) -> Optional[tuple]:
     if isinstance(v, int) and not isinstance(v, bool):
         return (v,) * n
-    if isinstance(v, (tuple, list)) and all(isinstance(i, int) and not isinstance(i, bool) for i in v):
+    if isinstance(v, (tuple, list)):
+        for i in v:  # (a loop, not all(<genexpr>): this runs three times per conv)
+            if type(i) is not int:
+                if not isinstance(i, int) or isinstance(i, bool):
+                    return None
         v = tuple(v)
         return v if len(v) == n else (v * n if len(v) == 1 else None)
     return None

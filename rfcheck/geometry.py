@@ -100,6 +100,12 @@ class Envelope:
     def compose(self, layer: "Envelope") -> "Envelope":
         """``self`` maps a layer's input index to model-input intervals; ``layer`` maps the
         layer's output index to its input interval.  Returns output index -> model input."""
+        if self.period == 1 and layer.period == 1:  # no transposed conv or resampling so far: one phase
+            a, b = layer.lo[0], layer.hi[0]
+            lo = self.lo[0]
+            if a is None or lo is None or b < a:
+                return Envelope(1, layer.shift * self.shift, (None,), (None,))
+            return Envelope(1, layer.shift * self.shift, (lo + a * self.shift,), (self.hi[0] + b * self.shift,))
         period = layer.period * self.period // gcd(layer.shift, self.period)
         steps = period // layer.period * layer.shift  # layer-input advance per new period
         shift = steps // self.period * self.shift
@@ -264,7 +270,9 @@ class AxisGeo:
         return cls(IDENTITY, IDENTITY, size)
 
     def apply(self, window: Envelope, size: int) -> "AxisGeo":
-        return replace(self, env=self.env.compose(window), short=self.short.compose(window), size=size)
+        # (the constructor, not dataclasses.replace: this runs twice per layer and axis)
+        return AxisGeo(self.env.compose(window), self.short.compose(window), size, self.global_at, self.before,
+                       self.gated)
 
     def collapse(self, at: int) -> "AxisGeo":
         if self.global_at is not None:  # already global: the first reduction stays the one
