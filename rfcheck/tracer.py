@@ -17,7 +17,7 @@ from . import fastmeta
 from .call import Call
 from .errors import TraceError
 from .leaves import LEAVES
-from .ops import ALIASES, CONSTANTS, FUNCTION_RULES, lookup_module, op_name, pretty
+from .ops import ALIASES, CONSTANTS, FUNCTION_RULES, lookup_module, op_name, pointwise, pretty
 from .state import TensorState
 
 
@@ -367,8 +367,19 @@ class Tracer(TorchFunctionMode):
             base = type(module).__name__
         self.current = ("", [])
         tensors_in = [a for a in margs if isinstance(a, _Tensor)]
-        node = self._record(name, margs, {}, [x], [out], tensors_in,
-                            nname=self._unique(base if count == 1 else f"{base}:{count}"), type_=type(module).__name__)
+        nname = self._unique(base if count == 1 else f"{base}:{count}")
+        idx, st = self.registry[id(x)]
+        if out is not x and st.subpixel is None and FUNCTION_RULES.get(name) is pointwise:
+            # what the pointwise rule returns for one input (Call.merge's unary case), without
+            # building the Call: BatchNorm and activations are two thirds of a CNN's layers
+            state = TensorState(st.dims, dict(st.geo), st.exact)
+            node = Node(len(self.nodes), nname, type(module).__name__, name, [idx], [_shape(out)], state,
+                        out_ids=[id(out)], info={"kind": "pointwise"}, exact=st.exact)
+            self.nodes.append(node)
+            self.register(out, node.index, state)
+            self._attribute(node, self._param_ids(tensors_in))
+        else:
+            node = self._record(name, margs, {}, [x], [out], tensors_in, nname=nname, type_=type(module).__name__)
         self._note_module_output(module, node.name, [out])
         return out
 

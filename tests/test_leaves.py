@@ -26,7 +26,8 @@ def _both(model: nn.Module, size, **kw) -> tuple[str, str]:
     for use in (True, False):
         tracer.USE_LEAVES = use
         try:
-            out.append(rfcheck.analyze(model, size, **kw).to_json())
+            report = rfcheck.analyze(model, size, **kw)
+            out.append(report.to_json() + repr(report))  # (repr: every field, also those JSON leaves out)
         except RFCheckError as e:
             out.append(f"{type(e).__name__}: {e}")
         finally:
