@@ -23,20 +23,25 @@ def _conv(n: int) -> Callable[[nn.Module, torch.Tensor], LeafCall]:
     op = f"conv{n}d"
 
     def call(m: nn.Module, x: torch.Tensor) -> LeafCall:
-        if m.padding_mode != "zeros" or x.ndim != n + 2:
+        d = m.__dict__  # (parameters through the dicts: nn.Module.__getattr__ is Python)
+        p = d["_parameters"]
+        if d["padding_mode"] != "zeros" or x.ndim != n + 2 or "weight" not in p:
             return None
-        return op, (x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
+        return op, (x, p["weight"], p.get("bias"), d["stride"], d["padding"], d["dilation"], d["groups"])
     return call
 
 
 def _batch_norm(ranks: tuple[int, ...]) -> Callable[[nn.Module, torch.Tensor], LeafCall]:
     def call(m: nn.Module, x: torch.Tensor) -> LeafCall:
         # BatchNorm.forward: eval mode with running stats normalises with them, else with batch stats
-        if x.ndim not in ranks or x.shape[1] != m.num_features or m.training:
+        d = m.__dict__
+        if x.ndim not in ranks or x.shape[1] != d["num_features"] or d["training"]:
             return None
-        use_batch = m.running_mean is None and m.running_var is None
-        return "batch_norm", (x, m.running_mean, m.running_var, m.weight, m.bias, use_batch,
-                              0.0 if m.momentum is None else m.momentum, m.eps)
+        p, b = d["_parameters"], d["_buffers"]
+        mean, var = b.get("running_mean"), b.get("running_var")
+        momentum = d["momentum"]
+        return "batch_norm", (x, mean, var, p.get("weight"), p.get("bias"), mean is None and var is None,
+                              0.0 if momentum is None else momentum, d["eps"])
     return call
 
 

@@ -56,14 +56,23 @@ class Graph:
     top_level: list[str] = field(default_factory=list)  # direct children of the model, in call order
 
 
-@dataclass
 class _Frame:
-    module: torch.nn.Module
-    name: str
-    start: int
-    rule: Any = None
-    inert: bool = False
-    in_shapes: list = field(default_factory=list)
+    """One module call in progress (a plain class with slots: one is made per module call)."""
+    __slots__ = ("module", "name", "start", "rule", "inert", "args")
+
+    def __init__(self, module: torch.nn.Module, name: str, start: int, args: tuple):
+        self.module, self.name, self.start, self.args = module, name, start, args
+        self.rule: Any = None
+        self.inert = False
+
+    @property
+    def in_shapes(self) -> list:
+        """Shapes of the tensor arguments (only an error message needs them)."""
+        with torch._C.DisableTorchFunction():
+            return [_shape(t) for t in _tensors(self.args)]
+
+
+_IDLE = ("", ())  # Tracer.current between ops
 
 
 #: torch functions whose output has exactly the input's shape, dtype and layout
@@ -165,7 +174,7 @@ class Tracer(TorchFunctionMode):
         super().__init__()
         self.model = model
         self.modules, self.module_names, self.params = _walk(model)
-        self.ruled: dict[type, bool] = {}  # module type -> a module rule is registered for it
+        self.rules: dict[type, Any] = {}  # module type -> its registered module rule or None
         self.registry: dict[int, tuple[int, TensorState]] = {}
         self.keep: list[Any] = []
         self.meta: dict[int, torch.Tensor] = {}
@@ -176,7 +185,7 @@ class Tracer(TorchFunctionMode):
         self.calls: dict[int, int] = {}
         self.attributed: set[int] = set()
         self.suppress = 0
-        self.current: tuple[str, list[tuple[int, ...]]] = ("", [])
+        self.current: tuple[str, Any] = _IDLE
         self.warnings: list[str] = []
         self.module_outputs: dict[str, int] = {}
         self.module_types: dict[str, str] = {}
@@ -256,7 +265,7 @@ class Tracer(TorchFunctionMode):
             out = fast(name, margs, mkwargs) if fast is not None else None
             if out is None:
                 out = self._call(func, margs, mkwargs)
-        self.current = ("", [])  # an error raised after this op is not this op's
+        self.current = _IDLE  # an error raised after this op is not this op's
         if self.suppress:
             return out
         outs = list(_tensors(out))
@@ -340,10 +349,7 @@ class Tracer(TorchFunctionMode):
                 or not x.is_meta or module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
                 or module._backward_pre_hooks):
             return None
-        ruled = self.ruled.get(type(module))
-        if ruled is None:
-            ruled = self.ruled[type(module)] = lookup_module(module) is not None
-        if ruled:  # a user rule for this module type: the normal path applies it
+        if self._module_rule(module) is not None:  # a user rule for this module type: the normal path applies it
             return None
         found = spec(module, x)
         if found is None:
@@ -365,7 +371,7 @@ class Tracer(TorchFunctionMode):
         base = self.module_names.get(mid)
         if base is None:
             base = type(module).__name__
-        self.current = ("", [])
+        self.current = _IDLE
         tensors_in = [a for a in margs if isinstance(a, _Tensor)]
         nname = self._unique(base if count == 1 else f"{base}:{count}")
         idx, st = self.registry[id(x)]
@@ -384,19 +390,26 @@ class Tracer(TorchFunctionMode):
         return out
 
     # -- module hooks ------------------------------------------------------------------
+    def _module_rule(self, module: torch.nn.Module):
+        t = type(module)
+        try:
+            return self.rules[t]
+        except KeyError:
+            rule = self.rules[t] = lookup_module(module)
+            return rule
+
     def pre_hook(self, module, args):
         mid = id(module)
         base = self.module_names.get(mid)
         if base is None:
             base = type(module).__name__
-        self.calls[mid] = self.calls.get(mid, 0) + 1
-        name = base if self.calls[mid] == 1 else f"{base}:{self.calls[mid]}"
-        frame = _Frame(module, name, len(self.nodes), in_shapes=[_shape(t) for t in _tensors(args)])
-        self.current = ("", [])
+        count = self.calls[mid] = self.calls.get(mid, 0) + 1
+        frame = _Frame(module, base if count == 1 else f"{base}:{count}", len(self.nodes), args)
+        self.current = _IDLE
         if self.suppress:
             frame.inert = True
         elif module is not self.model:
-            frame.rule = lookup_module(module)
+            frame.rule = self._module_rule(module)
             if frame.rule is not None:
                 self.suppress += 1
         self.frames.append(frame)
@@ -512,10 +525,11 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Graph:
         raise TraceError(_describe_failure(tracer, e)) from e
     finally:
         torch.nn.Module.__call__ = module_call
-        for m in tracer.modules:
-            flag = id(m) in training_set
-            if m.training != flag:
-                m.training = flag
+        if training:  # (an eval-mode model was not touched)
+            for m in tracer.modules:
+                flag = id(m) in training_set
+                if m.training != flag:
+                    m.training = flag
     outputs = []
     for t in _tensors(out):
         if id(t) in tracer.registry:
