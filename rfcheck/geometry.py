@@ -19,6 +19,20 @@ from typing import Callable, Optional, Sequence
 Interval = Optional[tuple[int, int]]
 
 
+_FRACTIONS: dict[tuple[int, int], Fraction] = {}
+
+
+def _fraction(num: int, den: int) -> Fraction:
+    """Fraction(num, den), shared: every layer's jump and RF centre is one, and most repeat."""
+    key = (num, den)
+    f = _FRACTIONS.get(key)
+    if f is None:
+        f = Fraction(num, den)
+        if len(_FRACTIONS) < 65536:
+            _FRACTIONS[key] = f
+    return f
+
+
 class cached_property:
     """functools.cached_property without its per-instance lock (Python < 3.12 takes an RLock
     on every first access, a third of an envelope's cost; envelopes are immutable anyway)."""
@@ -57,24 +71,28 @@ class Envelope:
 
     @cached_property
     def jump(self) -> Fraction:
-        return Fraction(self.shift, self.period)
+        return _fraction(self.shift, self.period)
 
     def sizes(self) -> list[int]:
         return [h - l + 1 for l, h in zip(self.lo, self.hi) if l is not None]
 
     @cached_property
     def size_max(self) -> int:
+        if self.period == 1:
+            return 0 if self.lo[0] is None else self.hi[0] - self.lo[0] + 1
         return max(self.sizes(), default=0)
 
     @cached_property
     def size_min(self) -> int:
+        if self.period == 1:
+            return 0 if self.lo[0] is None else self.hi[0] - self.lo[0] + 1
         return min(self.sizes(), default=0)
 
     @cached_property
     def start(self) -> Optional[Fraction]:
         """Centre of output unit 0's RF in input coordinates."""
         iv = self.at(0)
-        return None if iv is None else Fraction(iv[0] + iv[1], 2)
+        return None if iv is None else _fraction(iv[0] + iv[1], 2)
 
     def aligned_with(self, other: "Envelope") -> bool:
         """Same jump and same start (integer arithmetic: this runs for every merge input)."""

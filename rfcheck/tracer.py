@@ -331,10 +331,14 @@ class Tracer(TorchFunctionMode):
             frame = self.frames[-1] if self.frames else None
             prefix = frame.name if frame else ""
             nname = self._unique(f"{prefix}.{pretty(name)}" if prefix else pretty(name))
+        rule = FUNCTION_RULES.get(name)
+        if rule is pointwise and len(entries) == 1 and len(outs) == 1:
+            st = entries[0][1]
+            if st.subpixel is None and outs[0].shape == tracked[0].shape:
+                return self._pointwise_node(nname, type_ or pretty(name), name, in_nodes[0], st, outs[0], tensors_in)
         call = Call(nname, name, margs, mkwargs, tracked, [s for _, s in entries],
                     [self.nodes[i].name for i in in_nodes], outs)
         call.index = len(self.nodes)
-        rule = FUNCTION_RULES.get(name)
         if rule is None:
             states = call.unknown_result(f"no rule for op {name!r}")
         else:
@@ -374,20 +378,21 @@ class Tracer(TorchFunctionMode):
         self.current = _IDLE
         tensors_in = [a for a in margs if isinstance(a, _Tensor)]
         nname = self._unique(base if count == 1 else f"{base}:{count}")
-        idx, st = self.registry[id(x)]
-        if out is not x and st.subpixel is None and FUNCTION_RULES.get(name) is pointwise:
-            # what the pointwise rule returns for one input (Call.merge's unary case), without
-            # building the Call: BatchNorm and activations are two thirds of a CNN's layers
-            state = TensorState(st.dims, dict(st.geo), st.exact)
-            node = Node(len(self.nodes), nname, type(module).__name__, name, [idx], [_shape(out)], state,
-                        out_ids=[id(out)], info={"kind": "pointwise"}, exact=st.exact)
-            self.nodes.append(node)
-            self.register(out, node.index, state)
-            self._attribute(node, self._param_ids(tensors_in))
-        else:
-            node = self._record(name, margs, {}, [x], [out], tensors_in, nname=nname, type_=type(module).__name__)
+        node = self._record(name, margs, {}, [x], [out], tensors_in, nname=nname, type_=type(module).__name__)
         self._note_module_output(module, node.name, [out])
         return out
+
+    def _pointwise_node(self, nname: str, type_: str, op: str, idx: int, st: TensorState, out: torch.Tensor,
+                        tensors_in: list) -> Node:
+        """What the pointwise rule gives for one input of the output's shape (Call.merge's unary
+        case), without building a Call: BatchNorm and activations are most of a CNN's layers."""
+        state = TensorState(st.dims, dict(st.geo), st.exact)
+        node = Node(len(self.nodes), nname, type_, op, [idx], [_shape(out)], state, out_ids=[id(out)],
+                    info={"kind": "pointwise"}, exact=st.exact)
+        self.nodes.append(node)
+        self.register(out, node.index, state)
+        self._attribute(node, self._param_ids(tensors_in))
+        return node
 
     # -- module hooks ------------------------------------------------------------------
     def _module_rule(self, module: torch.nn.Module):
