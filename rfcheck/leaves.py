@@ -1,4 +1,5 @@
-"""Module types whose ``forward`` is exactly one torch function on its input.
+"""Module types whose ``forward`` is exactly one torch function on its input (convs, norms,
+activations, pools, linear).
 
 For these the tracer records the layer without running the module: calling ``Conv2d`` goes
 through ``nn.Module``'s call machinery, ``F.conv2d``'s torch-function dispatch and the tracer's
@@ -51,6 +52,42 @@ def _unary(op: str) -> Callable[[nn.Module, torch.Tensor], LeafCall]:
     return call
 
 
+def _max_pool(n: int) -> Callable[[nn.Module, torch.Tensor], LeafCall]:
+    op = f"max_pool{n}d"
+
+    def call(m: nn.Module, x: torch.Tensor) -> LeafCall:
+        d = m.__dict__
+        if d["return_indices"]:
+            return None  # a tuple out: the normal path
+        return op, (x, d["kernel_size"], d["stride"], d["padding"], d["dilation"], d["ceil_mode"], False)
+    return call
+
+
+def _avg_pool(n: int) -> Callable[[nn.Module, torch.Tensor], LeafCall]:
+    op = f"avg_pool{n}d"
+
+    def call(m: nn.Module, x: torch.Tensor) -> LeafCall:
+        d = m.__dict__
+        args = (x, d["kernel_size"], d["stride"], d["padding"], d["ceil_mode"], d["count_include_pad"])
+        return op, (args if n == 1 else args + (d["divisor_override"],))
+    return call
+
+
+def _adaptive_avg(n: int) -> Callable[[nn.Module, torch.Tensor], LeafCall]:
+    op = f"adaptive_avg_pool{n}d"
+
+    def call(m: nn.Module, x: torch.Tensor) -> LeafCall:
+        return op, (x, m.__dict__["output_size"])
+    return call
+
+
+def _linear(m: nn.Module, x: torch.Tensor) -> LeafCall:
+    p = m.__dict__["_parameters"]
+    if "weight" not in p:
+        return None
+    return "linear", (x, p["weight"], p.get("bias"))
+
+
 #: exact module type -> (module, input) -> (torch function name, its positional arguments)
 LEAVES: dict[type, Callable[[nn.Module, torch.Tensor], LeafCall]] = {
     nn.Conv1d: _conv(1), nn.Conv2d: _conv(2), nn.Conv3d: _conv(3),
@@ -59,4 +96,8 @@ LEAVES: dict[type, Callable[[nn.Module, torch.Tensor], LeafCall]] = {
     nn.Hardswish: _unary("hardswish"), nn.Hardsigmoid: _unary("hardsigmoid"), nn.SiLU: _unary("silu"),
     nn.GELU: _unary("gelu"), nn.Sigmoid: _unary("sigmoid"), nn.Tanh: _unary("tanh"),
     nn.LeakyReLU: _unary("leaky_relu"), nn.ELU: _unary("elu"), nn.Mish: _unary("mish"),
+    nn.MaxPool1d: _max_pool(1), nn.MaxPool2d: _max_pool(2), nn.MaxPool3d: _max_pool(3),
+    nn.AvgPool1d: _avg_pool(1), nn.AvgPool2d: _avg_pool(2), nn.AvgPool3d: _avg_pool(3),
+    nn.AdaptiveAvgPool1d: _adaptive_avg(1), nn.AdaptiveAvgPool2d: _adaptive_avg(2),
+    nn.AdaptiveAvgPool3d: _adaptive_avg(3), nn.Linear: _linear,
 }

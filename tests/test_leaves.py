@@ -75,7 +75,18 @@ class MyConv(nn.Conv2d):
     (nn.Sequential(nn.Conv1d(2, 4, 5, stride=2), nn.BatchNorm1d(4), nn.LeakyReLU(), nn.Conv1d(4, 4, 3)), (2, 64)),
     (nn.Sequential(nn.Conv3d(2, 4, 3, padding="same"), nn.BatchNorm3d(4), nn.ELU(), nn.Mish()), (2, 8, 16, 16)),
     (nn.Sequential(nn.Conv2d(3, 4, (1, 7), padding="valid"), nn.Sigmoid(), nn.Tanh(), nn.Hardsigmoid()), (3, 9, 30)),
-], ids=["shared-hooked", "subclass", "root-leaf", "conv1d", "conv3d", "asymmetric"])
+    (nn.Sequential(nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(2, ceil_mode=True), nn.AvgPool2d(3, 1, 1),
+                   nn.AvgPool2d(2, count_include_pad=False, divisor_override=3), nn.AdaptiveAvgPool2d((None, 2)),
+                   nn.Flatten(), nn.Linear(8 * 2 * 2, 5), nn.Linear(5, 3, bias=False)), (2, 15, 17)),
+    (nn.Sequential(nn.MaxPool1d(3, dilation=2), nn.AvgPool1d(2, ceil_mode=True), nn.AdaptiveAvgPool1d(3)), (4, 40)),
+    (nn.Sequential(nn.MaxPool3d(2), nn.AvgPool3d((1, 2, 2)), nn.AdaptiveAvgPool3d(1)), (2, 6, 8, 8)),
+    (nn.Sequential(nn.MaxPool2d(2, return_indices=True)), (3, 8, 8)),  # a tuple out: the normal path
+    (nn.Sequential(nn.Conv1d(4, 6, 3), nn.Linear(38, 7)), (4, 40)),  # linear on the last (spatial) dim
+    (nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(2), nn.Linear(36, 4)), (3, 8, 8)),
+    (nn.Sequential(nn.AdaptiveAvgPool2d(2)), (3, 8)),  # unbatched (C, H, W) for the pool
+], ids=["shared-hooked", "subclass", "root-leaf", "conv1d", "conv3d", "asymmetric", "pools-linear", "pools1d",
+        "pools3d", "pool-indices", "linear-spatial", "linear-flat",
+        "pool-unbatched"])
 def test_mini_models_are_identical(model, size):
     fast, slow = _both(model, size)
     assert fast == slow
@@ -86,7 +97,10 @@ def test_mini_models_are_identical(model, size):
     (nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(6)), (3, 8, 8)),  # wrong num_features
     (nn.Sequential(nn.Conv2d(3, 8, 3)), (32, 32, 3)),  # channels last
     (nn.Sequential(nn.BatchNorm2d(3)), (3, 8)),  # wrong rank
-], ids=["too-small", "bn-features", "layout", "bn-rank"])
+    (nn.Sequential(nn.MaxPool2d(5), nn.MaxPool2d(5)), (3, 12, 12)),  # pooled away
+    (nn.Sequential(nn.Flatten(), nn.Linear(10, 2)), (3, 4, 4)),  # wrong in_features
+    (nn.Sequential(nn.MaxPool2d(2)), (8,)),  # wrong rank for the pool
+], ids=["too-small", "bn-features", "layout", "bn-rank", "pool-too-small", "linear-features", "pool-rank"])
 def test_errors_are_identical(model, size):
     fast, slow = _both(nn.Sequential(nn.Identity(), model), size)
     assert fast == slow
