@@ -258,12 +258,15 @@ def cat(name: str, args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
         return None
     dim %= x.ndim
     total = 0
+    xs = tuple(x.shape)
+    before, after = xs[:dim], xs[dim + 1:]
     for t in ts:
         if not isinstance(t, _Tensor) or t.ndim != x.ndim or t.dtype != x.dtype or not t.is_contiguous():
             return None
-        if any(t.shape[i] != x.shape[i] for i in range(x.ndim) if i != dim):
+        s = tuple(t.shape)
+        if s[:dim] != before or s[dim + 1:] != after:
             return None
-        total += t.shape[dim]
+        total += s[dim]
     shape = list(x.shape)
     shape[dim] = total
     return _empty(shape, x.dtype)

@@ -154,6 +154,15 @@ class Envelope:
         """Bounding interval of two paths with the same jump (a merge of aligned branches)."""
         if self.shift * other.period != other.shift * self.period:
             raise ValueError("union of envelopes with different jumps")
+        if self.period == 1 and other.period == 1 and self.step == 1 and other.step == 1:
+            # one phase each (no transposed conv or resampling so far): no per-phase loop
+            a, b = self.lo[0], other.lo[0]
+            if a is None or b is None:
+                return self if b is None else other
+            lo, hi = min(a, b), max(self.hi[0], other.hi[0])
+            if lo == a and hi == self.hi[0]:
+                return self
+            return Envelope(1, self.shift, (lo,), (hi,))
         period = _lcm(self.period, other.period)
         shift = self.shift * (period // self.period)
         los, his = [], []
@@ -347,6 +356,9 @@ def _centre(env: Envelope, o: int) -> Optional[Fraction]:
 
 
 def _first_misaligned(a: Envelope, b: Envelope) -> Optional[int]:
+    if a.period == 1 and b.period == 1:
+        ia, ib = a.lo[0], b.lo[0]
+        return 0 if ia is not None and ib is not None and ia + a.hi[0] != ib + b.hi[0] else None
     for o in range(_lcm(a.period, b.period)):
         ia, ib = a.at(o), b.at(o)
         if ia is not None and ib is not None and ia[0] + ia[1] != ib[0] + ib[1]:  # twice the centres
