@@ -830,10 +830,15 @@ def _trim_heap() -> None:
     each, which made rfcheck's calls on later models up to 2x slower in the children than in a
     fresh process (densenet121: 43 ms vs 22 ms)."""
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+try:
+    _LIBC = ctypes.CDLL("libc.so.6")
+    _LIBC.malloc_trim  # noqa: B018 - glibc only
+except (OSError, AttributeError):
+    _LIBC = None
 
 
 def run_forked(fn, args, timeout: float, mem_cap_gb: float) -> dict:
@@ -1073,10 +1078,9 @@ def main(argv=None) -> int:
                 continue
             res = run_forked(tool_child, (tool, model, size, repeats if key not in SCALE else min(repeats, 2),
                                           args.repeat_budget), timeout, args.mem_cap_gb)
-            if "values" in res:
-                res["round_medians_s"] = [res["median_s"]]
             results[key][tool] = res
             if "values" in res:
+                res["round_medians_s"] = [res["median_s"]]
                 v = res["values"]
                 msg = (f"rf {fmt_num(v['rf'])} jump {fmt_num(v['jump'])} params {fmt_int(v['params'])} "
                        f"macs {fmt_int(v['macs'])}; {fmt_s(res['median_s'])} (n={len(res['times_s'])}), "
@@ -1087,7 +1091,7 @@ def main(argv=None) -> int:
         # more rounds, the tools interleaved again, each in a fresh process: this VM's CPU speed
         # swings by up to ~1.5x between periods of a few seconds (same code, same thread time),
         # so each tool's cell is its fastest round (every tool alike; the rounds are in the JSON)
-        for _ in range(1, args.rounds if key not in SCALE else 1):
+        for rnd in range(2, (args.rounds if key not in SCALE else 1) + 1):
             for tool in tools:
                 first = results[key].get(tool, {})
                 if "values" not in first or first["median_s"] * (len(first["times_s"]) + 1) > args.round_budget:
@@ -1102,7 +1106,7 @@ def main(argv=None) -> int:
                     results[key][tool] = res
                 else:
                     first["round_medians_s"] = res["round_medians_s"]
-            log(f"  round {_ + 1}: " + ", ".join(f"{t} {fmt_s(results[key][t]['median_s'])}" for t in tools
+            log(f"  round {rnd}: " + ", ".join(f"{t} {fmt_s(results[key][t]['median_s'])}" for t in tools
                                                 if "values" in results[key].get(t, {})))
         # reference: params, MACs, gradient RF where rfcheck's RF is small enough
         rv = results[key].get("rfcheck", {}).get("values")
