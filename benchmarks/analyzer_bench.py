@@ -319,8 +319,8 @@ HAND: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "shared": ((11, 11), (2, 2)),
     "conv1d": ((25,), (4,)),
     "conv3d": ((8, 15, 15), (2, 4, 4)),
-    # models/net.py Net: tests/test_golden.py::test_bundled_net_hand_derivation         -> 63, jump 8
-    "net": ((63, 63), (8, 8)),
+    # models/net.py Net: tests/test_golden.py::test_bundled_net_hand_derivation         -> 67, jump 4
+    "net": ((67, 67), (4, 4)),
 }
 for _d in DEPTHS:
     HAND[f"plain{_d}"] = ((1 + 2 * _d,) * 2, (1, 1))

@@ -109,8 +109,8 @@ def test_checks_pass_exit_0(capsys):
     rc, out, err = run(capsys, NET, "--max-params", "100000", "--min-rf", "52")
     assert rc == 0, err
     assert err == ""
-    assert "[PASS] max_params: parameters 89,178 <= 100,000" in out
-    assert "[PASS] min_rf: model RF 63x63" in out and ">= 52" in out
+    assert "[PASS] max_params: parameters 98,090 <= 100,000" in out
+    assert "[PASS] min_rf: model RF 67x67" in out and ">= 52" in out
     assert "[FAIL]" not in out
 
 
@@ -118,14 +118,14 @@ def test_no_checks_exit_0(capsys):
     rc, out, err = run(capsys, NET)
     assert rc == 0 and err == ""
     assert "checks:" not in out
-    assert "model RF: 63x63 (jump 8x8) at the input of the global pool out.0" in out
+    assert "model RF: 67x67 (jump 4x4) at the input of the global pool out.0" in out
 
 
 def test_max_params_fails_exit_1(capsys):
     rc, out, err = run(capsys, NET, "--max-params", "1000")
     assert rc == 1 and err == ""
     line = next(l for l in out.splitlines() if "max_params" in l)
-    assert "[FAIL]" in line and "89,178" in line and "1,000" in line
+    assert "[FAIL]" in line and "98,090" in line and "1,000" in line
     assert "heaviest: c4.0.body.3 16,384" in line      # c4's pointwise 128->128 conv: 128*128
 
 
@@ -133,7 +133,7 @@ def test_min_rf_fails_exit_1(capsys):
     rc, out, err = run(capsys, NET, "--min-rf", "500")
     assert rc == 1 and err == ""
     line = next(l for l in out.splitlines() if "min_rf" in l)
-    assert "[FAIL]" in line and "63x63" in line and "< 500" in line
+    assert "[FAIL]" in line and "67x67" in line and "< 500" in line
 
 
 def test_one_failing_check_of_two_exit_1(capsys):
@@ -155,9 +155,9 @@ def test_checks_in_json(capsys):
     doc = json.loads(out)
     assert doc["passed"] is False
     checks = {c["rule"]: c for c in doc["checks"]}
-    assert checks["max_params"]["value"] == 89178 and checks["max_params"]["limit"] == 1000
+    assert checks["max_params"]["value"] == 98090 and checks["max_params"]["limit"] == 1000
     assert checks["max_params"]["passed"] is False
-    assert checks["min_rf"]["value"] == [63, 63] and checks["min_rf"]["limit"] == 52
+    assert checks["min_rf"]["value"] == [67, 67] and checks["min_rf"]["limit"] == 52
     assert checks["min_rf"]["passed"] is True
 
 
@@ -512,11 +512,12 @@ def test_rf_at(capsys):
 
 
 def test_rf_at_module_and_checks(capsys):
-    # models/net.py: the output of block c3 (after its strided depthwise conv c3.2.0) has RF 47 (README's table rule)
-    rc, out, _ = run(capsys, NET, "--rf-at", "c3", "--min-rf", "52")
+    # models/net.py: the output of block c2 (after its strided depthwise conv c2.3.0) has RF 27,
+    # jump 4 (tests/test_golden.py::test_bundled_net_hand_derivation)
+    rc, out, _ = run(capsys, NET, "--rf-at", "c2", "--min-rf", "52")
     assert rc == 1
-    assert "model RF: 47x47 (jump 8x8) at c3" in out
-    assert "[FAIL] min_rf: model RF 47x47 at c3 < 52" in out
+    assert "model RF: 27x27 (jump 4x4) at c2" in out
+    assert "[FAIL] min_rf: model RF 27x27 at c2 < 52" in out
 
 
 # -- --version, --help ----------------------------------------------------------------------------

@@ -425,21 +425,23 @@ def _net():
 
 def test_bundled_net_hand_derivation():
     # RF (RF += (k_eff - 1) * jump): c1: 3 convs k3 -> 3, 5, 7 (the third s2: j2).  c2: residual
-    # dw 3x3 -> 11, residual dw 3x3 dilated 2 (k_eff 5) -> 19, dw 3x3 s2 -> 23 (j4).  c3: dw -> 31,
-    # dw -> 39, dw s2 -> 47 (j8).  c4: dw -> 63; 1x1s add nothing.  GAP on 4x4: the model RF 63 at
-    # its input; a unit through the GAP sees 63 + 3*8 = 87.  RF min takes every shortcut: 7 after
-    # c1, 7 + 2*2 = 11 after c2's strided dw, 11 + 2*4 = 19 after c3's, 19 at c4's output.
-    # Params: c1 3*32*9 + 32*32*9 + 32*48*9 = 23,904 + BN 2*(32+32+48) = 224 -> 24,128.
-    # c2: 2 x (48*9 + 48*48 + BN 4*48) = 5,856; 48*9 + 48*96 + BN 2*48 + 2*96 = 5,328 -> 11,184.
+    # dw 3x3 -> 11, residual dw 3x3 dilated 2 (k_eff 5) -> 19, residual dw -> 23, dw s2 -> 27 (j4).
+    # c3: residual dw dilated 2 -> 27 + 4*4 = 43, residual dw -> 51, dw (stride 1) -> 59.
+    # c4: residual dw -> 67; 1x1s add nothing.  GAP on 8x8: the model RF 67 at its input; a unit
+    # through the GAP sees 67 + 7*4 = 95.  RF min takes every shortcut: 7 after c1, 7 + 2*2 = 11
+    # after c2's strided dw, 11 + 2*4 = 19 after c3's last dw (no shortcut), 19 at c4's output.
+    # Params: c1 3*32*9 + 32*32*9 + 32*56*9 = 26,208 + BN 2*(32+32+56) = 240 -> 26,448.
+    # c2: 3 x (56*9 + 56*56 + BN 4*56) = 11,592; 56*9 + 56*96 + BN 2*56 + 2*96 = 6,184 -> 17,776.
     # c3: 2 x (96*9 + 96*96 + BN 4*96) = 20,928; 96*9 + 96*128 + BN 2*96 + 2*128 = 13,600 -> 34,528.
-    # c4: 128*9 + 128*128 + BN 4*128 = 18,048.  out: 128*10 + 10 = 1,290.  Total 89,178.
+    # c4: 128*9 + 128*128 + BN 4*128 = 18,048.  out: 128*10 + 10 = 1,290.  Total 98,090.
     r = analyze(_net(), (3, 32, 32))
-    assert r.rf.size == pair(63) and r.rf.with_global == pair(87) and r.rf.jump == pair(Fraction(8))
+    assert r.rf.size == pair(67) and r.rf.with_global == pair(95) and r.rf.jump == pair(Fraction(4))
     assert r.layer("c4.0.add").rf_min == pair(19)
-    assert r.params.total == 89_178 == sum(p.numel() for p in _net().parameters())
-    # seven depthwise 3x3 + pointwise 1x1 pairs (two in c2's shortcuts, c2's strided one, the same
-    # three in c3, one in c4), one dilated conv, one global pool
-    assert r.counts["depthwise_separable"] == 7 and r.counts["dilated"] == 1 and r.counts["gap"] == 1
+    assert r.params.total == 98_090 == sum(p.numel() for p in _net().parameters())
+    assert [b.params for b in r.blocks] == [26_448, 17_776, 34_528, 18_048, 1_290]
+    # eight depthwise 3x3 + pointwise 1x1 pairs (three in c2's shortcuts and c2's strided one, two
+    # in c3's shortcuts and c3's last, one in c4), two dilated convs, one global pool
+    assert r.counts["depthwise_separable"] == 8 and r.counts["dilated"] == 2 and r.counts["gap"] == 1
 
 
 def test_bundled_net_against_gradient_reference():
@@ -447,14 +449,15 @@ def test_bundled_net_against_gradient_reference():
     # start + o*jump +- (rf - 1)/2 from rfcheck's c4 row
     net = _net()
     trunk = nn.Sequential(net.c1, net.c2, net.c3, net.c4)
-    size = 200                         # c4 map 25x25; unit 12 reads ~ 96-31 .. 96+31, far from borders
+    size = 200                         # c4 map 50x50; unit 25 reads ~ 100-33 .. 100+33, far from borders
     row = analyze(net, (3, size, size)).layer("c4.0.add")  # c4 output (its residual add)
-    o = 12
+    o = 25
     (box_h, box_w), = unit_boxes(trunk, (3, size, size), [(o, o)])
     for axis, box in enumerate((box_h, box_w)):
         centre = row.start[axis] + o * row.jump[axis]
         half = Fraction(row.rf[axis] - 1, 2)
         assert (centre - half, centre + half) == box
+    assert row.rf == pair(67)
 
 
 def test_stride1_transposed_conv_is_no_rf_booster():

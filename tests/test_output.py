@@ -98,7 +98,7 @@ def test_markdown_pass_for_the_bundled_net(capsys, monkeypatch):
     rc = main(["models/net.py", "--format", "markdown"])  # the brief from setup.cfg
     out = capsys.readouterr().out
     assert rc == 0 and "**PASS**: 6 of 6 rules hold" in out
-    assert "| `min_rf` | ✅ pass | 63x63 | 53 |" in out
+    assert "| `min_rf` | ✅ pass | 67x67 | 53 |" in out
 
 
 def test_plot(tmp_path, capsys):

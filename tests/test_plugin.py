@@ -132,4 +132,4 @@ def test_this_repository_uses_its_own_plugin(rfcheck):
     finally:
         sys.path.pop(0)
     report = rfcheck(Net())
-    assert report.rf.size == (63, 63)  # derived in tests/test_golden.py::test_bundled_net_hand_derivation
+    assert report.rf.size == (67, 67)  # derived in tests/test_golden.py::test_bundled_net_hand_derivation
