@@ -75,7 +75,11 @@ def write_table() -> None:
     lines += ["", "Commands:", ""]
     for name, d in rows:
         lines.append(f"- {name}: `{d.get('command') or 'python -m training.train ...'}`")
-    lines += ["", "Augmentation in every run: " + (rows[0][1].get("augmentation", "") if rows else ""), ""]
+    augs = {d.get("augmentation", "") for _, d in rows}
+    if len(augs) <= 1:  # a run with other probabilities must not be listed under a shared line
+        lines += ["", "Augmentation in every run: " + (augs.pop() if augs else ""), ""]
+    else:
+        lines += ["", "Augmentation:", ""] + [f"- {name}: {d.get('augmentation', '')}" for name, d in rows] + [""]
     (RESULTS / "training_cifar10.md").write_text("\n".join(lines) + "\n")
 
 
