@@ -4,7 +4,7 @@
 
 Everything in the table comes from the run's own summary.json and log.jsonl (written by
 training.train as the run happened) and, with --verify-data, from re-evaluating the copied
-checkpoint with training.evaluate."""
+checkpoint with training.evaluate (evaluate.json; evaluate_tta.json with flip TTA)."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,10 @@ def main(argv=None) -> int:
     p.add_argument("--note", default=None, help="what the table should say about the design (e.g. its commit)")
     args = p.parse_args(argv)
     run = Path(args.run)
+    for need in [run / "summary.json"] + ([run / "last.pt"] if args.checkpoint else []):
+        if not need.is_file():
+            print(f"error: {need} not found: RUN must be a finished training.train run folder", file=sys.stderr)
+            return 2
     summary = json.loads((run / "summary.json").read_text())
     dest = RESULTS / args.name
     dest.mkdir(parents=True, exist_ok=True)
@@ -41,16 +45,28 @@ def main(argv=None) -> int:
     if args.checkpoint:
         shutil.copy2(run / "last.pt", RESULTS / args.checkpoint)
         if args.verify_data:
-            out = subprocess.run([sys.executable, "-m", "training.evaluate", str(RESULTS / args.checkpoint), "--data",
-                                  args.verify_data, "--json"], cwd=ROOT, capture_output=True, text=True, check=True)
-            check = json.loads(out.stdout.strip().splitlines()[-1])
-            (dest / "evaluate.json").write_text(json.dumps(check, indent=2) + "\n")
-            if abs(check["accuracy"] - summary["final_test_acc"]) > 1e-6:
-                print(f"warning: evaluate gives {check['accuracy']} but the run ended at {summary['final_test_acc']}",
-                      file=sys.stderr)
+            for tta, name in ((False, "evaluate.json"), (True, "evaluate_tta.json")):
+                check = _evaluate(RESULTS / args.checkpoint, args.verify_data, tta)
+                if check is None:
+                    return 2
+                (dest / name).write_text(json.dumps(check, indent=2) + "\n")
+                if not tta and abs(check["accuracy"] - summary["final_test_acc"]) > 1e-6:
+                    print(f"warning: evaluate gives {check['accuracy']} but the run ended at "
+                          f"{summary['final_test_acc']}", file=sys.stderr)
     write_table()
     print(f"recorded {run} -> {dest}")
     return 0
+
+
+def _evaluate(checkpoint: Path, data: str, tta: bool) -> dict | None:
+    """training.evaluate in a child process, as a reader would run it; None (error printed) if it fails."""
+    cmd = [sys.executable, "-m", "training.evaluate", str(checkpoint), "--data", data, "--json"] + (["--tta"] if tta else [])
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        why = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"error: training.evaluate {checkpoint} failed (exit {out.returncode}): {why}", file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def write_table() -> None:
