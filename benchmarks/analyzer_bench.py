@@ -89,8 +89,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import copy
+import ctypes
 import datetime
 import gc
 import importlib.metadata
@@ -824,6 +824,13 @@ def _rss_kb(pid: int) -> int:
         return 0
 
 
+try:
+    _LIBC = ctypes.CDLL("libc.so.6")
+    _LIBC.malloc_trim  # noqa: B018 - glibc only
+except (OSError, AttributeError):
+    _LIBC = None
+
+
 def _trim_heap() -> None:
     """Give the parent's freed heap back to the OS before a fork (glibc keeps it after a big model
     such as vgg16 is dropped): a child that reuses those pages pays a copy-on-write fault on
@@ -832,13 +839,6 @@ def _trim_heap() -> None:
     gc.collect()
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
-
-
-try:
-    _LIBC = ctypes.CDLL("libc.so.6")
-    _LIBC.malloc_trim  # noqa: B018 - glibc only
-except (OSError, AttributeError):
-    _LIBC = None
 
 
 def run_forked(fn, args, timeout: float, mem_cap_gb: float) -> dict:

@@ -11,7 +11,7 @@ dilated convs in C2 and C3 buy 8 and 16 of it with no parameters and no lost res
 Why this shape: the brief's 100k budget buys far more width as depthwise-separable convs (a 3x3
 depthwise + 1x1 pointwise costs 9c + c*c' instead of 9c*c'), so only the first three convs,
 where there are few channels and the pixels matter most, are full 3x3s.  The net ends on an 8x8
-map, not 4x4: C3 and C4 hold a third of the parameters, and at 8x8 each of their weights is
+map, not 4x4: C3 and C4 hold over half of the parameters, and at 8x8 each of their weights is
 used on four times as many positions (more compute per parameter, which is what a 100k net that
 underfits lacks).  Identity shortcuts around the equal-width separable convs keep a 19-conv trunk
 easy to train in 60-90 epochs.
