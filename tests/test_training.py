@@ -124,6 +124,7 @@ def test_plots(work, dataset):
 
 def test_resume_continues_exactly(work, dataset, monkeypatch, capsys):
     assert train_cli.main(base_args(work, dataset, "--out", "straight")) == 0
+    torch.randn(5)  # whatever the process did before, --seed alone fixes the run (initial weights too)
     # the same run killed during epoch 2 ...
     from training import engine
     real = engine.train_one_epoch
@@ -136,14 +137,25 @@ def test_resume_continues_exactly(work, dataset, monkeypatch, capsys):
     assert train_cli.main(base_args(work, dataset, "--out", "killed")) == 130
     monkeypatch.setattr(engine, "train_one_epoch", real)
     assert "--resume" in capsys.readouterr().err
-    # ... refuses to start over, then resumes and ends with the same weights as the straight run
+    # ... refuses to start over or to change its recipe, then resumes (from another cache folder, which does
+    # not change what is computed) and ends with the same weights as the straight run
     assert train_cli.main(base_args(work, dataset, "--out", "killed")) == 2
-    assert train_cli.main(base_args(work, dataset, "--out", "killed", "--resume")) == 0
+    capsys.readouterr()
+    assert train_cli.main(base_args(work, dataset, "--out", "killed", "--resume", "--label-smoothing", "0.2")) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "--label-smoothing 0.2 differs from the run being resumed (0.1)" in err[0], err
+    resumed = base_args(work, dataset, "--out", "killed", "--resume", "--cache-dir", str(work / "c2"))
+    assert train_cli.main(resumed) == 0
     a = torch.load(work / "straight" / "last.pt", weights_only=True)
     b = torch.load(work / "killed" / "last.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 2
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert [r["test_loss"] for r in a["history"]] == [r["test_loss"] for r in b["history"]]
+    # the two process runs are both on record, in the checkpoint and the summary
+    assert [(g["from_epoch"], g["to_epoch"]) for g in b["segments"]] == [(0, 1), (1, 2)]
+    assert [(g["from_epoch"], g["to_epoch"]) for g in a["segments"]] == [(0, 2)]
+    summary = json.loads((work / "killed" / "summary.json").read_text())
+    assert len(summary["segments"]) == 2 and summary["wall_seconds"] >= sum(g["seconds"] for g in b["segments"]) - 1
 
 
 def test_corrupt_and_mismatched_checkpoints(work, dataset, capsys):

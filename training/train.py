@@ -147,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     # -- the design and its rules, before any data ---------------------------------------------------------
     ns = argparse.Namespace(**vars(args), format=None, rf_at=None, advice=False)
     rules, opts = settings(ns)
+    engine.seed_everything(args.seed)  # the model's initial weights come from the seed too
     models = load_entries(args.model)
     if len(models) != 1:
         raise UsageError(f"{args.model} holds {len(models)} models; pick one with PATH.py:Name")
@@ -217,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out or f"runs/{Path(label.split(':')[0]).stem}-{label.split(':')[-1]}-seed{args.seed}")
     start_epoch, history, best = 0, [], {"acc": -1.0, "epoch": -1}
+    segments: list[dict[str, Any]] = []
     started = time.time()
     elapsed_before = 0.0
     if args.resume:
@@ -235,6 +237,16 @@ def run(args: argparse.Namespace) -> int:
         if ck.get("total_epochs") != args.epochs:
             raise UsageError(f"--epochs {args.epochs} differs from the run being resumed ({ck.get('total_epochs')}): "
                              "the schedule would not continue")
+        changed = recipe_changes(ck.get("args") or {}, _plain_args(args))
+        if changed:
+            k, was, now = changed[0]
+            raise UsageError(f"--{k.replace('_', '-')} {now} differs from the run being resumed ({was})"
+                             + (f" and {len(changed) - 1} more setting(s)" if len(changed) > 1 else "")
+                             + ": a resumed run must keep its recipe; start a new --out to change it")
+        segments = list(ck.get("segments") or [])
+        if not segments and start_epoch:  # a checkpoint from before segments were recorded
+            segments = [{"from_epoch": 0, "to_epoch": start_epoch, "seconds": round(elapsed_before, 1),
+                         "started": None, "command": None}]
         _say(f"resumed {out / 'last.pt'} after epoch {start_epoch}", dist)
     elif (out / "last.pt").exists() and dist.main:
         raise UsageError(f"{out} already holds a run (last.pt): use --resume to continue it or --out for a new one")
@@ -254,6 +266,11 @@ def run(args: argparse.Namespace) -> int:
          f"l1 {args.l1}, label smoothing {args.label_smoothing}, {args.epochs} epochs of {steps} steps, seed "
          f"{args.seed}; run folder {out}", dist)
 
+    # One entry per process run (a killed and resumed run has several): where each began and ended.
+    command = " ".join([Path(sys.executable).name, "-m", "training.train", *sys.argv[1:]]) \
+        if sys.argv and "training" in " ".join(sys.argv[:1]) else None
+    segments.append({"from_epoch": start_epoch, "to_epoch": start_epoch, "seconds": 0.0,
+                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command})
     test_loader = engine.make_loader(test_set, 256, False, workers, args.seed, 0)
     log_path = out / "log.jsonl"
     for epoch in range(start_epoch, args.epochs):
@@ -278,13 +295,14 @@ def run(args: argparse.Namespace) -> int:
         _say(f"epoch {epoch + 1:3d}/{args.epochs}  train loss {tr['loss']:.4f} acc {tr['acc']:6.2f}%  "
              f"test loss {ev['loss']:.4f} acc {ev['acc']:6.2f}%  best {best['acc']:.2f}% (epoch {best['epoch']})  "
              f"lr {row['lr']:.5f}  {dt:.1f}s", dist)
+        segments[-1].update(to_epoch=epoch + 1, seconds=round(time.time() - started, 1))
         if dist.main:
             with open(log_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
             payload = {**meta, "model": model.state_dict(), "optimizer": opt.state_dict(),
                        "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler else {},
                        "epoch": epoch + 1, "total_epochs": args.epochs, "history": history, "best": best,
-                       "rng": checkpoint.rng_state(), "args": _plain_args(args),
+                       "rng": checkpoint.rng_state(), "args": _plain_args(args), "segments": segments,
                        "elapsed": elapsed_before + time.time() - started, "test_acc": ev["acc"]}
             checkpoint.save(out / "last.pt", payload)
             if is_best:
@@ -299,8 +317,7 @@ def run(args: argparse.Namespace) -> int:
         "data": ds.source, "train_images": int(len(ds.train.labels)), "test_images": int(len(ds.test.labels)),
         "epochs": args.epochs, "best_test_acc": round(best["acc"], 3), "best_epoch": best["epoch"],
         "final_test_acc": round(final["acc"], 3), "wall_seconds": round(elapsed_before + time.time() - started, 1),
-        "seed": args.seed, "command": " ".join([Path(sys.executable).name, "-m", "training.train", *sys.argv[1:]])
-        if sys.argv and "training" in " ".join(sys.argv[:1]) else None,
+        "seed": args.seed, "command": command, "segments": segments,
         "machine": f"{platform.machine()} {_cpu_name()}, {cores} cores, torch {torch.__version__}, device {device}",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "augmentation": augment.describe(aug_cfg),
         "source": _source_version(label),
@@ -328,6 +345,19 @@ def _abs_spec(spec: str) -> str:
     if path.endswith(".py") and os.path.exists(path):
         return os.path.abspath(path) + sep + name
     return spec
+
+
+# Settings that change what a run computes: a resumed run must keep them.  Others (workers, threads,
+# output, progress bar, where the data or cache lives) may differ between the killed and resumed run.
+RECIPE = ("batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "decay_norm_bias",
+          "l1", "label_smoothing", "pct_start", "seed", "limit_per_class", "aug_hflip", "aug_affine",
+          "aug_cutout", "aug_gray", "input_size")
+
+
+def recipe_changes(before: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(setting, stored value, new value) for each recipe setting that differs; settings the
+    stored run did not record are not compared."""
+    return [(k, before[k], now.get(k)) for k in RECIPE if k in before and before[k] != now.get(k)]
 
 
 def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
