@@ -86,11 +86,22 @@ def write_table() -> None:
         note = f" ({d['note']})" if d.get("note") else ""
         lines.append(f"| [{name}]({name}/) | `{d['model']}`{note} | {d['params']:,} | {'x'.join(map(str, d['rf']))} | "
                      f"{d['data']} | {d['epochs']} | {d['best_test_acc']:.2f}% ({d['best_epoch']}) | "
-                     f"{d['final_test_acc']:.2f}% | {d['wall_seconds'] / 60:.1f} min | {d['seed']} | {d['date']} | "
+                     f"{d['final_test_acc']:.2f}% | {d['wall_seconds'] / 60:.1f} min | {d['seed']}"
+                     f"{'' if d.get('seeded_init') else '*'} | {d['date']} | "
                      f"{d['machine']} |")
+    if any(not d.get("seeded_init") for _, d in rows):
+        lines += ["", "\\* initial weights not drawn from the seed: the trainer built the model before seeding "
+                  "until commit a292e33, so the seed fixed the shuffles and augmentation draws but not the "
+                  "initialisation, and the run cannot be repeated bit for bit from its command."]
     lines += ["", "Commands:", ""]
     for name, d in rows:
-        lines.append(f"- {name}: `{d.get('command') or 'python -m training.train ...'}`")
+        segs = d.get("segments") or []
+        if len(segs) > 1:  # a killed and resumed run: each process run with the epochs it trained
+            parts = [f"epochs {g['from_epoch'] + 1}-{g['to_epoch']} ({g['seconds'] / 60:.1f} min): "
+                     f"`{g.get('command') or 'command not recorded by the trainer; see NOTES.md'}`" for g in segs]
+            lines.append(f"- {name}: " + "; then ".join(parts))
+        else:
+            lines.append(f"- {name}: `{d.get('command') or 'python -m training.train ...'}`")
     augs = {d.get("augmentation", "") for _, d in rows}
     if len(augs) <= 1:  # a run with other probabilities must not be listed under a shared line
         lines += ["", "Augmentation in every run: " + (augs.pop() if augs else ""), ""]

@@ -155,6 +155,7 @@ def test_resume_continues_exactly(work, dataset, monkeypatch, capsys):
     assert [(g["from_epoch"], g["to_epoch"]) for g in b["segments"]] == [(0, 1), (1, 2)]
     assert [(g["from_epoch"], g["to_epoch"]) for g in a["segments"]] == [(0, 2)]
     summary = json.loads((work / "killed" / "summary.json").read_text())
+    assert summary["seeded_init"] is True and b["seeded_init"] is True
     assert len(summary["segments"]) == 2 and summary["wall_seconds"] >= sum(g["seconds"] for g in b["segments"]) - 1
 
 

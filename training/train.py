@@ -219,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{Path(label.split(':')[0]).stem}-{label.split(':')[-1]}-seed{args.seed}")
     start_epoch, history, best = 0, [], {"acc": -1.0, "epoch": -1}
     segments: list[dict[str, Any]] = []
+    seeded_init = True  # False for a run resumed from a checkpoint of a trainer that built the model unseeded
     started = time.time()
     elapsed_before = 0.0
     if args.resume:
@@ -244,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
                              + (f" and {len(changed) - 1} more setting(s)" if len(changed) > 1 else "")
                              + ": a resumed run must keep its recipe; start a new --out to change it")
         segments = list(ck.get("segments") or [])
+        seeded_init = bool(ck.get("seeded_init", False))
         if not segments and start_epoch:  # a checkpoint from before segments were recorded
             segments = [{"from_epoch": 0, "to_epoch": start_epoch, "seconds": round(elapsed_before, 1),
                          "started": None, "command": None}]
@@ -303,6 +305,7 @@ def run(args: argparse.Namespace) -> int:
                        "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler else {},
                        "epoch": epoch + 1, "total_epochs": args.epochs, "history": history, "best": best,
                        "rng": checkpoint.rng_state(), "args": _plain_args(args), "segments": segments,
+                       "seeded_init": seeded_init,
                        "elapsed": elapsed_before + time.time() - started, "test_acc": ev["acc"]}
             checkpoint.save(out / "last.pt", payload)
             if is_best:
@@ -317,7 +320,7 @@ def run(args: argparse.Namespace) -> int:
         "data": ds.source, "train_images": int(len(ds.train.labels)), "test_images": int(len(ds.test.labels)),
         "epochs": args.epochs, "best_test_acc": round(best["acc"], 3), "best_epoch": best["epoch"],
         "final_test_acc": round(final["acc"], 3), "wall_seconds": round(elapsed_before + time.time() - started, 1),
-        "seed": args.seed, "command": command, "segments": segments,
+        "seed": args.seed, "seeded_init": seeded_init, "command": command, "segments": segments,
         "machine": f"{platform.machine()} {_cpu_name()}, {cores} cores, torch {torch.__version__}, device {device}",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "augmentation": augment.describe(aug_cfg),
         "source": _source_version(label),
