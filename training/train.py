@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     _say(f"augmentation: {augment.describe(aug_cfg)}", dist)
 
     # -- model, optimiser, schedule ----------------------------------------------------------------------------
-    engine.seed_everything(args.seed)
+    engine.seed_everything(args.seed)  # again: training starts from the same RNG state whatever data loading drew
     model = model.to(device)
     if args.channels_last and len(ds.train.images.shape) == 4:
         model = model.to(memory_format=torch.channels_last)
