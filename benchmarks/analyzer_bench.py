@@ -124,6 +124,8 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.overrides import TorchFunctionMode  # noqa: E402
 
+from procmem import proc_status_kb, reset_peak  # noqa: E402
+
 TOOLS = ("rfcheck", "torchscan", "torchinfo", "rf_calc", "receptivefield", "receptivefield_readme", "fvcore",
          "ptflops")
 TOOL_DIST = {"rfcheck": "rfcheck", "torchscan": "torchscan", "torchinfo": "torchinfo", "rf_calc": "rf-calc",
@@ -587,20 +589,6 @@ def readme_prep(model: nn.Module) -> nn.Module:
 # --------------------------------------------------------------------------------------------
 
 
-def _status_kb(key: str) -> int:
-    with open("/proc/self/status") as f:
-        return int(re.search(rf"^{key}:\s+(\d+)", f.read(), re.M).group(1))
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _short(e: BaseException) -> str:
     msg = " ".join(str(e).split()) or "(no message)"
     return f"{type(e).__name__}: {msg[:90] + ('...' if len(msg) > 90 else '')}"
@@ -629,14 +617,14 @@ def tool_child(tool: str, model: nn.Module, size, repeats: int, repeat_budget_s:
     except Exception:  # noqa: BLE001 - e.g. rf_calc cannot parse AdaptiveAvgPool2d
         pass
     gc.collect()
-    have_peak = _reset_peak()
-    rss0 = _status_kb("VmRSS")
+    have_peak = reset_peak()
+    rss0 = proc_status_kb("VmRSS")
     ru0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     try:
         out = call()
         first = time.perf_counter() - t0
-        peak_kb = (_status_kb("VmHWM") - rss0) if have_peak else \
+        peak_kb = (proc_status_kb("VmHWM") - rss0) if have_peak else \
             (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - ru0)
         values = read(out)
     except Exception as e:  # noqa: BLE001 - a tool's failure is a result

@@ -58,6 +58,8 @@ import sys
 import time
 import warnings
 
+from procmem import proc_status_kb, reset_peak
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = "@@SPEED@@"
 
@@ -112,20 +114,6 @@ def tool_call(tool: str, model, size):
         from torch_receptive_field import receptive_field
         return lambda: receptive_field(model, size, device="cpu")
     raise KeyError(tool)
-
-
-def proc_status_kb(key: str) -> int:
-    with open("/proc/self/status") as f:
-        return int(re.search(rf"^{key}:\s+(\d+)", f.read(), re.M).group(1))
-
-
-def reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def worker(tool: str, model_name: str, repeats: int, budget_s: float, threads: int) -> dict:

@@ -109,12 +109,8 @@ def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, scaler, devi
     total, correct, loss_sum = 0, 0, 0.0
     it = progress(loader) if progress else loader
     for step, (x, y) in enumerate(it):
-        x = x.to(device, non_blocking=True)
-        y = y.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16,
-                            enabled=amp):
+        x, y = _to_device(x, y, device, channels_last)
+        with _autocast(device, amp):
             out = model(x)
             loss = _loss(out, y, label_smoothing)
             if l1:
@@ -142,6 +138,20 @@ def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, scaler, devi
     return {"loss": loss_sum / max(total, 1), "acc": 100.0 * correct / max(total, 1), "n": total}
 
 
+def _to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool):
+    x = x.to(device, non_blocking=True)
+    y = y.to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y
+
+
+def _autocast(device: torch.device, amp: bool):
+    # bf16 on the CPU (fp16 autocast is GPU-only); a no-op context when amp is off
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16,
+                          enabled=amp)
+
+
 def _loss(out: torch.Tensor, y: torch.Tensor, label_smoothing: float) -> torch.Tensor:
     # models that end in log_softmax (the course convention) and models returning logits both work:
     # cross_entropy on log-probabilities equals NLL on them (log_softmax is idempotent)
@@ -154,12 +164,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, tta: bool = False, 
     model.eval()
     preds, labels, losses = [], [], []
     for x, y in loader:
-        x = x.to(device, non_blocking=True)
-        y = y.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16,
-                            enabled=amp):
+        x, y = _to_device(x, y, device, channels_last)
+        with _autocast(device, amp):
             logp = F.log_softmax(model(x).float(), 1)
             if tta:
                 logp = torch.logsumexp(torch.stack([logp, F.log_softmax(model(torch.flip(x, [3])).float(), 1)]), 0) \
