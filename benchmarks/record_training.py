@@ -44,15 +44,21 @@ def main(argv=None) -> int:
         shutil.copy2(run.parent / f"{run.name}.log", dest / "stdout.log")
     if args.checkpoint:
         shutil.copy2(run / "last.pt", RESULTS / args.checkpoint)
-        if args.verify_data:
-            for tta, name in ((False, "evaluate.json"), (True, "evaluate_tta.json")):
-                check = _evaluate(RESULTS / args.checkpoint, args.verify_data, tta)
-                if check is None:
-                    return 2
-                (dest / name).write_text(json.dumps(check, indent=2) + "\n")
-                if not tta and abs(check["accuracy"] - summary["final_test_acc"]) > 1e-6:
-                    print(f"warning: evaluate gives {check['accuracy']} but the run ended at "
-                          f"{summary['final_test_acc']}", file=sys.stderr)
+    if args.verify_data:
+        # The copied checkpoint when there is one, else the run's own last.pt: either way the
+        # figure in the table is re-derived from the weights, not only read from the log.
+        checkpoint = RESULTS / args.checkpoint if args.checkpoint else run / "last.pt"
+        if not checkpoint.is_file():
+            print(f"error: {checkpoint} not found: --verify-data needs the run's last.pt", file=sys.stderr)
+            return 2
+        for tta, name in ((False, "evaluate.json"), (True, "evaluate_tta.json")):
+            check = _evaluate(checkpoint, args.verify_data, tta)
+            if check is None:
+                return 2
+            (dest / name).write_text(json.dumps(check, indent=2) + "\n")
+            if not tta and abs(check["accuracy"] - summary["final_test_acc"]) > 1e-6:
+                print(f"warning: evaluate gives {check['accuracy']} but the run ended at "
+                      f"{summary['final_test_acc']}", file=sys.stderr)
     write_table()
     print(f"recorded {run} -> {dest}")
     return 0
