@@ -75,9 +75,9 @@ def _evaluate(checkpoint: Path, data: str, tta: bool) -> dict | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def write_table() -> None:
+def write_table(results: Path = RESULTS) -> None:
     rows = []
-    for s in sorted(RESULTS.glob("*/summary.json")):
+    for s in sorted(results.glob("*/summary.json")):
         d = json.loads(s.read_text())
         rows.append((s.parent.name, d))
     lines = ["# Training results", "",
@@ -113,7 +113,48 @@ def write_table() -> None:
         lines += ["", "Augmentation in every run: " + (augs.pop() if augs else ""), ""]
     else:
         lines += ["", "Augmentation:", ""] + [f"- {name}: {d.get('augmentation', '')}" for name, d in rows] + [""]
-    (RESULTS / "training_cifar10.md").write_text("\n".join(lines) + "\n")
+    lines += seed_groups(rows)
+    (results / "training_cifar10.md").write_text("\n".join(lines) + "\n")
+
+
+def recipe(d: dict) -> tuple:
+    """What must match for two runs to count as seeds of one recipe: the design's size, the data, the
+    augmentation and the command apart from --seed, --out and --resume."""
+    words = (d.get("command") or "").split()
+    kept, skip = [], False
+    for w in words:
+        if skip:
+            skip = False
+        elif w in ("--seed", "--out"):
+            skip = True
+        elif w != "--resume" and not w.startswith(("--seed=", "--out=")):
+            kept.append(w)
+    return (d["model"], d["params"], tuple(d["rf"]), d["data"], d.get("augmentation", ""), " ".join(kept))
+
+
+def seed_groups(rows: list[tuple[str, dict]]) -> list[str]:
+    """Mean, spread and range over the seeds of each recipe recorded with more than one seed."""
+    groups: dict[tuple, list[tuple[str, dict]]] = {}
+    for name, d in rows:
+        if d.get("command"):  # a run without its command cannot be matched to a recipe
+            groups.setdefault(recipe(d), []).append((name, d))
+    multi = [g for g in groups.values() if len({d["seed"] for _, d in g}) > 1]
+    if not multi:
+        return []
+    lines = ["", "Recipes recorded with more than one seed (runs whose command differs only in `--seed`, "
+             "`--out` and `--resume`, with the same parameter count, RF, data and augmentation; sd is the "
+             "sample standard deviation):", "",
+             "| runs | seeds | final test acc: mean (sd) | min | max | best test acc: mean |",
+             "|---|---|---|---|---|---|"]
+    for g in multi:
+        finals = [d["final_test_acc"] for _, d in g]
+        bests = [d["best_test_acc"] for _, d in g]
+        mean = sum(finals) / len(finals)
+        sd = (sum((f - mean) ** 2 for f in finals) / (len(finals) - 1)) ** 0.5
+        lines.append(f"| {', '.join(f'[{n}]({n}/)' for n, _ in g)} | {', '.join(str(d['seed']) for _, d in g)} | "
+                     f"{mean:.2f}% ({sd:.2f}) | {min(finals):.2f}% | {max(finals):.2f}% | "
+                     f"{sum(bests) / len(bests):.2f}% |")
+    return lines
 
 
 if __name__ == "__main__":
