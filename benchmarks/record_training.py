@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("--note", default=None, help="what the table should say about the design (e.g. its commit)")
     args = p.parse_args(argv)
     run = Path(args.run)
-    for need in [run / "summary.json"] + ([run / "last.pt"] if args.checkpoint else []):
+    for need in [run / "summary.json"] + ([run / "last.pt"] if args.checkpoint or args.verify_data else []):
         if not need.is_file():
             print(f"error: {need} not found: RUN must be a finished training.train run folder", file=sys.stderr)
             return 2
@@ -48,9 +49,6 @@ def main(argv=None) -> int:
         # The copied checkpoint when there is one, else the run's own last.pt: either way the
         # figure in the table is re-derived from the weights, not only read from the log.
         checkpoint = RESULTS / args.checkpoint if args.checkpoint else run / "last.pt"
-        if not checkpoint.is_file():
-            print(f"error: {checkpoint} not found: --verify-data needs the run's last.pt", file=sys.stderr)
-            return 2
         for tta, name in ((False, "evaluate.json"), (True, "evaluate_tta.json")):
             check = _evaluate(checkpoint, args.verify_data, tta)
             if check is None:
@@ -148,12 +146,9 @@ def seed_groups(rows: list[tuple[str, dict]]) -> list[str]:
              "|---|---|---|---|---|---|"]
     for g in multi:
         finals = [d["final_test_acc"] for _, d in g]
-        bests = [d["best_test_acc"] for _, d in g]
-        mean = sum(finals) / len(finals)
-        sd = (sum((f - mean) ** 2 for f in finals) / (len(finals) - 1)) ** 0.5
         lines.append(f"| {', '.join(f'[{n}]({n}/)' for n, _ in g)} | {', '.join(str(d['seed']) for _, d in g)} | "
-                     f"{mean:.2f}% ({sd:.2f}) | {min(finals):.2f}% | {max(finals):.2f}% | "
-                     f"{sum(bests) / len(bests):.2f}% |")
+                     f"{statistics.mean(finals):.2f}% ({statistics.stdev(finals):.2f}) | {min(finals):.2f}% | "
+                     f"{max(finals):.2f}% | {statistics.mean(d['best_test_acc'] for _, d in g):.2f}% |")
     return lines
 
 
