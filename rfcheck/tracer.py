@@ -7,6 +7,7 @@ not depend on the input size.  A TorchFunctionMode sees every torch function (``
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -522,7 +523,9 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Graph:
         if training:
             model.eval()  # (a model may override train(): let it)
         torch.nn.Module.__call__ = call
-        with torch.no_grad(), tracer:
+        with torch.no_grad(), tracer, warnings.catch_warnings():
+            # a warning about the cost of a real kernel means nothing on meta tensors
+            warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
             out = model(*inputs)
     except TraceError:
         raise

@@ -68,6 +68,16 @@ def test_single_layer(layer, rf, jump, start, out):
     assert l.exact and not l.unknown
 
 
+def test_trace_hides_torch_performance_warnings():
+    # torch warns that padding="same" with an even kernel copies the input: a cost of the real
+    # kernel, noise when the analyzer only traces on meta tensors
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = analyze(nn.Sequential(nn.Conv2d(3, 4, 4, padding="same")), (3, 32, 32))
+    assert r.layers[0].rf == (4, 4)
+
+
 def test_adaptive_pool_uneven_windows():
     # 10 -> 4: windows floor(o*10/4) .. ceil((o+1)*10/4)-1 = 0..2, 2..4, 5..7, 7..9: sizes 3;
     # centres 1, 3, 6, 8: not on a grid of step 2.5 from 1 -> phase dependent, jump 10/4
