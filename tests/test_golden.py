@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
+import warnings
 from fractions import Fraction
 
 import pytest
@@ -71,7 +72,6 @@ def test_single_layer(layer, rf, jump, start, out):
 def test_trace_hides_torch_performance_warnings():
     # torch warns that padding="same" with an even kernel copies the input: a cost of the real
     # kernel, noise when the analyzer only traces on meta tensors
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         r = analyze(nn.Sequential(nn.Conv2d(3, 4, 4, padding="same")), (3, 32, 32))
