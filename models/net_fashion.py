@@ -11,10 +11,9 @@ Train it:  python -m training.train models/net_fashion.py:NetFashion --data /usr
 """
 import torch.nn as nn
 import torch.nn.functional as F
+from net import Residual, conv_bn, separable  # noqa: E402
 
 from rfcheck.registry import register_model
-
-from net import Residual, conv_bn, separable  # noqa: E402
 
 
 @register_model(name="net_fashion", input_size=(1, 28, 28),

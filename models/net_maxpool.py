@@ -7,10 +7,9 @@ mp3 40 (j8); c4 56; 1x1.  Model RF 56 at the global pool.
 """
 import torch.nn as nn
 import torch.nn.functional as F
+from net import conv_bn, separable  # noqa: E402  (models/ is on sys.path when rfcheck loads a file)
 
 from rfcheck.registry import register_model
-
-from net import conv_bn, separable  # noqa: E402  (models/ is on sys.path when rfcheck loads a file)
 
 
 @register_model(name="net_maxpool", rules={"blocks": "c1,mp1,c2,mp2,c3,mp3,c4,o", "forbid": "AvgPool2d"})

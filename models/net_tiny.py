@@ -6,10 +6,9 @@ c4 53; 1x1.  Model RF 53 at the global pool.
 """
 import torch.nn as nn
 import torch.nn.functional as F
+from net import conv_bn, separable  # noqa: E402
 
 from rfcheck.registry import register_model
-
-from net import conv_bn, separable  # noqa: E402
 
 
 @register_model(name="net_tiny", rules={"min_rf": 45, "max_params": 30_000})

@@ -10,10 +10,9 @@ small for the brief, so c4 gets a dilated conv: 41 + 2*2*8 = 73.
 """
 import torch.nn as nn
 import torch.nn.functional as F
+from net import conv_bn, separable  # noqa: E402
 
 from rfcheck.registry import register_model
-
-from net import conv_bn, separable  # noqa: E402
 
 
 @register_model(name="net_transposed", rules={"min_transposed": 1, "blocks": "c1,c2,c3,up,c4,o"})

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 
 from .geometry import AxisGeo, Envelope, merge_axis, sliding
-from .state import FLAT, NO_AXES, NONE, PART, SPATIAL, Dim, TensorState
+from .state import NO_AXES, PART, SPATIAL, Dim, TensorState
 
 
 class Call:

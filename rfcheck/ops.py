@@ -16,7 +16,7 @@ import torch
 
 from .call import Call, tup
 from .geometry import adaptive, crop, interpolation, sliding, transposed
-from .state import NO_AXES, NONE, PART, SPATIAL, Dim, TensorState
+from .state import NO_AXES, PART, SPATIAL, Dim, TensorState
 
 Result = Union[TensorState, list]
 FunctionRule = Callable[[Call], Result]

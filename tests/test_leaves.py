@@ -3,7 +3,6 @@ exactly the report, warnings and errors of running it through the tracer's mode.
 from __future__ import annotations
 
 import pytest
-import torch
 import torchvision
 from torch import nn
 

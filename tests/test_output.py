@@ -8,7 +8,6 @@ c1 as 3*9 = 27 + 3*4+4 = 16 -> 334-112+43 = 265.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest

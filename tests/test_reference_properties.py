@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference import Clipped, ReferenceChain, size as box_size  # noqa: E402
+from reference import Clipped, ReferenceChain  # noqa: E402
+from reference import size as box_size
 
 from rfcheck import analyze  # noqa: E402
 
