@@ -2,7 +2,8 @@
 
 Specs: ``PATH.py`` (the nn.Module subclasses defined in that file), ``PATH.py:Name`` and
 ``package.module:Name`` where Name is a class or a factory returning a module.  Models are
-built with no arguments."""
+built with no arguments, under ``torch.device("meta")`` by default: the analysis reads only
+shapes, and real random weights cost seconds and hundreds of MB on a large model."""
 from __future__ import annotations
 
 import importlib
@@ -10,12 +11,16 @@ import importlib.util
 import inspect
 import os
 import sys
+from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager, Iterator
 
 import torch
+from torch.nn.modules.module import register_module_buffer_registration_hook as on_buffer
+from torch.nn.modules.module import register_module_parameter_registration_hook as on_parameter
 
 from .errors import RFCheckError
+from .metacopy import has_storage, meta_twin
 
 
 def _load_file(path: str) -> ModuleType:
@@ -69,8 +74,14 @@ def _required_args(obj: Callable) -> list[str]:
                                                                   p.KEYWORD_ONLY)]
 
 
-def build(obj: Any, label: str) -> torch.nn.Module:
-    """Call a class or factory with no arguments and check it gives a module."""
+def build(obj: Any, label: str, meta: bool = True, notes: list[str] | None = None) -> torch.nn.Module:
+    """Call a class or factory with no arguments and check it gives a module.
+
+    With ``meta`` the model is built without real weights: first under ``torch.device("meta")``;
+    if the constructor needs real values there (``.tolist()``, ``.item()``, numpy), again with
+    only its parameters and buffers sent to meta as they are registered; if it computes on those
+    too, on the CPU.  ``notes`` (when given) gets a one-line reason for each such retry, and for
+    tensors that the constructor put on the CPU explicitly (the analysis works either way)."""
     if isinstance(obj, torch.nn.Module):
         return obj
     if not callable(obj):
@@ -79,21 +90,83 @@ def build(obj: Any, label: str) -> torch.nn.Module:
     if missing:
         raise RFCheckError(f"{label}() needs arguments ({', '.join(missing)}); rfcheck builds models with no "
                            "arguments: give them defaults or point at a factory function that takes none")
-    try:
-        model = obj()
-    except Exception as e:
-        raise RFCheckError(f"building {label}() failed: {type(e).__name__}: {e}") from e
+    model, said = _build_on_meta(obj, label) if meta else (None, [])
+    on_meta = model is not None
+    if model is None:
+        try:
+            model = obj()
+        except Exception as e:
+            raise RFCheckError(f"building {label}() failed: {type(e).__name__}: {e}") from e
     if not isinstance(model, torch.nn.Module):
         raise RFCheckError(f"{label}() returned a {type(model).__name__}, not a torch.nn.Module")
+    real = _real_tensors(model) if on_meta else []
+    if real:
+        shown = ", ".join(real[:3]) + (" ..." if len(real) > 3 else "")
+        said.append(f"{label}: its constructor put {len(real)} parameter/buffer tensor(s) on the CPU "
+                    f"explicitly (the analysis works all the same): {shown}")
+    if notes is not None:
+        notes += said
     return model
 
 
-def load(spec: str, all_models: bool = False) -> list[tuple[str, torch.nn.Module]]:
-    """Return ``[(label, model), ...]`` for a spec."""
-    return [(label, model) for label, model, _ in load_entries(spec, all_models)]
+def _build_on_meta(obj: Callable, label: str) -> tuple[Any, list[str]]:
+    """``(model, notes)`` built without real weights, or ``(None, [why not])``."""
+    model, why = _attempt(obj, torch.device("meta"))
+    if model is not None:
+        return model, []
+    model, why_registered = _attempt(obj, _weights_on_meta())
+    if model is None:
+        return None, [f"{label}: built on the CPU, not on the meta device: {why_registered}"]
+    return model, [f"{label}: built with only its parameters and buffers on the meta device (under "
+                   f"torch.device('meta') its constructor failed: {why})"]
 
 
-def load_entries(spec: str, all_models: bool = False) -> list[tuple[str, torch.nn.Module, Any]]:
+def _attempt(obj: Callable, context: ContextManager) -> tuple[Any, str]:
+    """``(obj(), "")`` built inside ``context``, or ``(None, why)`` when that raised."""
+    try:
+        with context:
+            return obj(), ""
+    except Exception as e:
+        first = str(e).strip().splitlines()
+        return None, f"{type(e).__name__}: {first[0]}" if first else type(e).__name__
+
+
+@contextmanager
+def _weights_on_meta() -> Iterator[None]:
+    """Parameters and buffers go to the meta device as modules register them, while the rest of
+    what a constructor computes stays real (regnet's stage widths: arange, round, tolist)."""
+    twins: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # (the original kept alive: its id stays its own)
+
+    def to_meta(module: torch.nn.Module, name: str, t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None or not has_storage(t):
+            return None
+        if id(t) not in twins:  # one twin for a tensor registered twice (tied weights)
+            twins[id(t)] = (t, meta_twin(t))
+        return twins[id(t)][1]
+
+    handles = [on_parameter(to_meta), on_buffer(to_meta)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _real_tensors(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters and buffers that hold real data."""
+    named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    return [name for name, t in named if has_storage(t)]
+
+
+def load(spec: str, all_models: bool = False, meta: bool = True,
+         notes: list[str] | None = None) -> list[tuple[str, torch.nn.Module]]:
+    """Return ``[(label, model), ...]`` for a spec.  ``meta=True`` builds on the meta device
+    (enough for the analysis; pass ``meta=False`` for a model to run or train), see :func:`build`."""
+    return [(label, model) for label, model, _ in load_entries(spec, all_models, meta, notes)]
+
+
+def load_entries(spec: str, all_models: bool = False, meta: bool = True,
+                 notes: list[str] | None = None) -> list[tuple[str, torch.nn.Module, Any]]:
     """Like :func:`load`, with the registry entry (own rules, input size) of each model or None.
     A folder loads the registered models of its .py files (every model class of a file that
     registers none)."""
@@ -108,16 +181,18 @@ def load_entries(spec: str, all_models: bool = False) -> list[tuple[str, torch.n
             module = _load_file(path)
             entries = entries_in(module.__name__)
             if entries:
-                out += [(f"{path}:{e.obj.__name__}", build(e.obj, f"{path}:{e.obj.__name__}"), e) for e in entries]
+                out += [(f"{path}:{e.obj.__name__}", build(e.obj, f"{path}:{e.obj.__name__}", meta, notes), e)
+                        for e in entries]
             elif _defined_models(module):
-                out += [(label, m, None) for label, m in load(path, all_models=True)]
+                out += [(label, m, None) for label, m in load(path, True, meta, notes)]
         if not out:
             raise RFCheckError(f"model folder {spec}: no model defined in {', '.join(files)}")
         return out
-    return [(label, model, entry_for(obj)) for label, model, obj in _load_spec(spec, all_models)]
+    return [(label, model, entry_for(obj)) for label, model, obj in _load_spec(spec, all_models, meta, notes)]
 
 
-def _load_spec(spec: str, all_models: bool) -> list[tuple[str, torch.nn.Module, Any]]:
+def _load_spec(spec: str, all_models: bool, meta: bool,
+               notes: list[str] | None) -> list[tuple[str, torch.nn.Module, Any]]:
     path, _, name = spec.partition(":") if not _is_windows_drive(spec) else (spec, "", "")
     if path.endswith(".py") or os.sep in path or os.path.exists(path):
         module = _load_file(path)
@@ -134,12 +209,12 @@ def _load_spec(spec: str, all_models: bool) -> list[tuple[str, torch.nn.Module, 
                 found = ", ".join(c.__name__ for c in _defined_models(module)) or "none"
                 raise RFCheckError(f"{where} has no {name!r}; models defined there: {found}")
             obj = getattr(obj, part)
-        return [(f"{where}:{name}", build(obj, f"{where}:{name}"), obj)]
+        return [(f"{where}:{name}", build(obj, f"{where}:{name}", meta, notes), obj)]
     classes = _defined_models(module)
     if not classes:
         raise RFCheckError(f"{where} defines no torch.nn.Module subclass; name a model with {where}:NAME")
     if all_models:
-        return [(f"{where}:{c.__name__}", build(c, f"{where}:{c.__name__}"), c) for c in classes]
+        return [(f"{where}:{c.__name__}", build(c, f"{where}:{c.__name__}", meta, notes), c) for c in classes]
     if len(classes) > 1:
         buildable = [c for c in classes if not _required_args(c)]
         if len(buildable) == 1:
@@ -149,7 +224,7 @@ def _load_spec(spec: str, all_models: bool) -> list[tuple[str, torch.nn.Module, 
             raise RFCheckError(f"{where} defines several models ({names}); pick one with {where}:NAME "
                                "or use --all")
     c = classes[0]
-    return [(f"{where}:{c.__name__}", build(c, f"{where}:{c.__name__}"), c)]
+    return [(f"{where}:{c.__name__}", build(c, f"{where}:{c.__name__}", meta, notes), c)]
 
 
 def _is_windows_drive(spec: str) -> bool:
