@@ -54,9 +54,11 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-@register_model(name="net", description="the flagship design of the brief: residual depthwise-separable "
-                                        "convs, strided and dilated convs, no max pooling")
+@register_model(name="net")
 class Net(nn.Module):
+    """The flagship design of the brief: residual depthwise-separable convs, strided and dilated
+    convs, no max pooling."""
+
     def __init__(self, num_classes: int = 10):
         super().__init__()
         self.c1 = nn.Sequential(conv_bn(3, 32), conv_bn(32, 32), conv_bn(32, 56, stride=2))         # 16x16

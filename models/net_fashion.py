@@ -16,9 +16,10 @@ from net import Residual, conv_bn, separable  # noqa: E402
 from rfcheck.registry import register_model
 
 
-@register_model(name="net_fashion", input_size=(1, 28, 28),
-                description="the brief's pattern for 1x28x28 Fashion-MNIST (apt: dataset-fashion-mnist)")
+@register_model(name="net_fashion", input_size=(1, 28, 28))
 class NetFashion(nn.Module):
+    """The brief's pattern for 1x28x28 Fashion-MNIST (apt: dataset-fashion-mnist)."""
+
     def __init__(self, num_classes: int = 10):
         super().__init__()
         self.c1 = nn.Sequential(conv_bn(1, 16), conv_bn(16, 32, stride=2))                         # 14x14

@@ -3,29 +3,32 @@ from __future__ import annotations
 
 import gc
 import re
-from typing import Optional, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import torch
 
+from .diagnostics import Diagnostic
 from .errors import RFCheckError, TraceError
 from .report import COUNT_KEYS, Block, Layer, ModelRF, Params, Report
 from .state import TensorState
 from .tracer import Graph, Node, trace
 
-_PASS_THROUGH_KINDS = {"pointwise"}
-
 
 def analyze(model: torch.nn.Module, input_size: Optional[Sequence[int]] = None,
             inputs: Union[torch.Tensor, Sequence[torch.Tensor], None] = None,
-            rf_at: Optional[str] = None, name: Optional[str] = None) -> Report:
+            rf_at: Optional[str] = None, name: Optional[str] = None,
+            rules: Optional[Mapping[Union[type, str], Callable]] = None) -> Report:
     """Receptive field, jump, output size and parameters of every layer of ``model``.
 
     ``input_size`` is one sample's size, channels first and without the batch dim
     (``(3, 32, 32)``; ``(2, 128)`` for 1D, ``(2, 8, 32, 32)`` for 3D).  Or pass example
     ``inputs`` (only their shapes are used).  Nothing is computed and the model is not changed.
+    ``rules`` adds op rules for this analysis only, beside the global ones of
+    ``register_module``/``register_function``: ``{MyModule: fn(module, call), "my_op": fn(call)}``.
     """
     if not isinstance(model, torch.nn.Module):
         raise RFCheckError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    op_rules = _op_rules(rules)
     metas = _meta_inputs(input_size, inputs)
     size = tuple(metas[0].shape[1:])
     # the analysis allocates many small, acyclic objects per layer: with the cyclic garbage
@@ -35,7 +38,7 @@ def analyze(model: torch.nn.Module, input_size: Optional[Sequence[int]] = None,
     gc.disable()
     try:
         try:
-            graph = trace(model, metas)
+            graph = trace(model, metas, op_rules)
         except TraceError as e:
             raise TraceError(_layout_hint(str(e), size)) from e.__cause__
         if not graph.outputs:
@@ -44,6 +47,17 @@ def analyze(model: torch.nn.Module, input_size: Optional[Sequence[int]] = None,
     finally:
         if collecting:
             gc.enable()
+
+
+def _op_rules(rules) -> Optional[dict]:
+    if not rules:
+        return None
+    for key, fn in rules.items():
+        ok_key = isinstance(key, str) or (isinstance(key, type) and issubclass(key, torch.nn.Module))
+        if not ok_key or not callable(fn):
+            raise RFCheckError(f"rules: {key!r}: expected a torch.nn.Module subclass or an op name mapped to a "
+                               f"rule function, got {type(key).__name__} -> {type(fn).__name__}")
+    return dict(rules)
 
 
 def _meta_inputs(input_size, inputs) -> list[torch.Tensor]:
@@ -57,7 +71,8 @@ def _meta_inputs(input_size, inputs) -> list[torch.Tensor]:
         return [torch.empty(t.shape, dtype=t.dtype if t.is_floating_point() else torch.float32, device="meta")
                 for t in ts]
     if input_size is None:
-        input_size = (3, 32, 32)
+        from .options import DEFAULT_INPUT_SIZE
+        input_size = DEFAULT_INPUT_SIZE
     try:
         size = tuple(int(s) for s in input_size)
     except (TypeError, ValueError):
@@ -92,7 +107,7 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
     first = nodes[0].shapes[0] if nodes[0].shapes and nodes[0].shapes[0] else (1,)
     batch = max(int(first[0]), 1)  # MACs are per sample
     layers = [_layer(n, nodes, batch) for n in nodes[1:]]
-    warnings: list[str] = []
+    warnings: list[Diagnostic] = []
     unknown_seen = False
     for n in nodes[1:]:
         for w in n.warnings:
@@ -100,40 +115,47 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
                 warnings.append(w)
         if n.unknown:
             how = "; ".join(n.notes) or "no rule"
-            warnings.append(f"unknown op at {n.name} ({n.type}): {how}. Layers that depend on it are marked "
-                            "not exact and their RF is a guess (a lower bound if the op only reads its own "
-                            "position); register a rule with rfcheck.register_function/register_module")
+            warnings.append(Diagnostic.of(
+                "RF101", n.name, f"unknown op at {n.name} ({n.type}): {how}. Layers that depend on it are marked "
+                "not exact and their RF is a guess (a lower bound if the op only reads its own position); "
+                "register a rule with rfcheck.register_function/register_module"))
             unknown_seen = True
         if n.info.get("partial_global") and all(s == 1 for s in _spatial_out(n)):
             parts = n.info["partial_global"]
             seen = " x ".join(f"{c} of {s}" for _, c, s in parts)
-            warnings.append(f"{n.name} ({n.type}) reduces the map to {'x'.join('1' for _ in parts)} but its window "
-                            f"covers only {seen} positions: it is not a global pool (units outside the window "
-                            "are never seen); use AdaptiveAvgPool to 1 or a kernel equal to the map size")
+            warnings.append(Diagnostic.of(
+                "RF202", n.name, f"{n.name} ({n.type}) reduces the map to {'x'.join('1' for _ in parts)} but its "
+                f"window covers only {seen} positions: it is not a global pool (units outside the window are "
+                "never seen); use AdaptiveAvgPool to 1 or a kernel equal to the map size"))
         if n.info.get("gating"):
-            warnings.append(f"{n.name} ({n.type}) mixes a globally pooled branch into the feature map (squeeze-"
-                            "and-excitation style gating): through it every unit technically sees the whole "
-                            "input; the RF reported counts the convolutional path, as other tools do")
+            warnings.append(Diagnostic.of(
+                "RF203", n.name, f"{n.name} ({n.type}) mixes a globally pooled branch into the feature map "
+                "(squeeze-and-excitation style gating): through it every unit technically sees the whole input; "
+                "the RF reported counts the convolutional path, as other tools do"))
         if n.info.get("kind") == "conv_transpose" and all(st == 1 for st in n.info["stride"]):
-            warnings.append(f"{n.name} ({n.type}) is a stride-1 transposed conv: it acts like a conv with the same "
-                            "effective kernel and full padding (the RF grows by (k_eff-1) x jump, as a conv's would, "
-                            "and the map grows by k_eff-1); it is no RF booster")
+            warnings.append(Diagnostic.of(
+                "RF204", n.name, f"{n.name} ({n.type}) is a stride-1 transposed conv: it acts like a conv with the "
+                "same effective kernel and full padding (the RF grows by (k_eff-1) x jump, as a conv's would, and "
+                "the map grows by k_eff-1); it is no RF booster"))
         if n.info.get("kind") == "conv" and all(k == 1 for k in n.info["kernel"]) and any(n.info["padding"]):
-            warnings.append(f"{n.name} ({n.type}) is a 1x1 conv with padding {_fmt_tuple(n.info['padding'])}: "
-                            "it adds a border of padding-only units and grows the map by 2*padding")
+            warnings.append(Diagnostic.of(
+                "RF205", n.name, f"{n.name} ({n.type}) is a 1x1 conv with padding {_fmt_tuple(n.info['padding'])}: "
+                "it adds a border of padding-only units and grows the map by 2*padding"))
     if graph.unused_params:
         shown = ", ".join(graph.unused_params[:5]) + (" ..." if len(graph.unused_params) > 5 else "")
-        warnings.append(f"{len(graph.unused_params)} parameter tensor(s) are not used in forward but are counted "
-                        f"in the total: {shown}")
+        warnings.append(Diagnostic.of(
+            "RF301", None, f"{len(graph.unused_params)} parameter tensor(s) are not used in forward but are "
+            f"counted in the total: {shown}"))
     out_index, out_state = graph.outputs[0]
     rf = _model_rf(out_index, out_state, nodes, by_index, rf_at, graph.module_outputs)
     counts, members = _counts(nodes)
     unproductive = _unproductive(nodes, layers, input_size)
     if unproductive:
         shown = ", ".join(unproductive[:6]) + (" ..." if len(unproductive) > 6 else "")
-        warnings.append(f"unproductive layers: {len(unproductive)} windowed layer(s) run after every unit already "
-                        f"sees the whole {_fmt_tuple(input_size[1:])} input, so they cannot widen the RF: {shown} "
-                        "(use 1x1 convs there, or fewer layers)")
+        warnings.append(Diagnostic.of(
+            "RF206", unproductive[0], f"unproductive layers: {len(unproductive)} windowed layer(s) run after every "
+            f"unit already sees the whole {_fmt_tuple(input_size[1:])} input, so they cannot widen the RF: {shown} "
+            "(use 1x1 convs there, or fewer layers)"))
     report = Report(model=model_name, input_size=input_size, blocks=_blocks(graph, by_index, layers),
                     unproductive=unproductive,
                     params=Params(graph.params_total, graph.params_trainable, list(graph.unused_params)),

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from math import prod
 from typing import Any, Iterable, Optional, Sequence
 
 import torch
 
+from .diagnostics import Diagnostic
 from .geometry import AxisGeo, Envelope, merge_axis, sliding
 from .state import NO_AXES, PART, SPATIAL, Dim, TensorState
 
@@ -32,7 +32,7 @@ class Call:
         self.unknown = False
         self.is_global = False
         self.notes: list[str] = []
-        self.warnings: list[str] = []
+        self.warnings: list[Diagnostic] = []
 
     # -- reading arguments -------------------------------------------------------------
     @property
@@ -196,7 +196,3 @@ def tup(v: Any, n: int) -> tuple:
         v = tuple(v)
         return v if len(v) == n else (v * n if len(v) == 1 else v)
     return (v,) * n
-
-
-def numel(shape: Sequence[int]) -> int:
-    return prod(shape)

@@ -1,6 +1,6 @@
 """Rules from a config file, the flake8 way: the ``[rfcheck]`` section of the nearest
 setup.cfg or tox.ini, or ``[tool.rfcheck]`` of pyproject.toml, found by walking up from the
-current directory.  Precedence: defaults < config file < command line (< pytest marker)."""
+current directory.  Where it sits among the other settings: :func:`rfcheck.options.resolve`."""
 from __future__ import annotations
 
 import configparser
@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .checks import CHECKS, did_you_mean
+from .diagnostics import Diagnostic
 from .errors import RFCheckError
+from .options import known_keys, parse_value
+from .rules import did_you_mean
 
-#: keys a config file may hold besides the rules
-OPTIONS = ("input_size", "rf_at", "format", "advice")
 FILES = ("setup.cfg", "tox.ini", "pyproject.toml")
 
 
@@ -24,8 +24,7 @@ class ConfigError(RFCheckError):
 @dataclass
 class Config:
     values: dict[str, Any] = field(default_factory=dict)   # parsed, by underscore name
-    source: Optional[str] = None                           # "setup.cfg [rfcheck]"
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
 
 
 def find(start: Optional[Path] = None) -> Optional[Path]:
@@ -73,7 +72,7 @@ def _raw(p: Path) -> Optional[dict[str, Any]]:
     return dict(cp.items("rfcheck"))
 
 
-def load(path: Optional[Path] = None, start: Optional[Path] = None, required: bool = False) -> Config:
+def load(path: Optional[Path] = None, start: Optional[Path] = None) -> Config:
     """Read and validate the config: ``path`` if given (it must exist and hold a section),
     else the nearest one.  Unknown keys become warnings, bad values a ConfigError."""
     if path is not None:
@@ -94,35 +93,21 @@ def load(path: Optional[Path] = None, start: Optional[Path] = None, required: bo
 
 
 def parse(raw: dict[str, Any], label: str) -> Config:
-    from .cli import parse_size  # one parser for --input-size and input_size
-    cfg = Config(source=label)
-    known = list(CHECKS) + list(OPTIONS)
+    cfg = Config()
+    known = known_keys()
     for key, value in raw.items():
         name = key.strip().replace("-", "_")
         if name not in known:
-            cfg.warnings.append(f"{label}: unknown key {key!r}{did_you_mean(name, known)} (ignored; known keys: "
-                                f"{', '.join(known)})")
+            cfg.warnings.append(Diagnostic.of("RF001", None, f"{label}: unknown key {key!r}{did_you_mean(name, known)} "
+                                                             f"(ignored; known keys: {', '.join(known)})"))
             continue
         text = value.strip() if isinstance(value, str) else value
         if text == "" or text is None:
             continue
         try:
-            if name == "input_size":
-                parsed = parse_size(",".join(map(str, text)) if isinstance(text, (list, tuple)) else str(text))
-            elif name == "format":
-                if text not in ("table", "json", "markdown"):
-                    raise ValueError(f"expected table, json or markdown, got {text!r}")
-                parsed = text
-            elif name == "advice":
-                from .checks import parse_bool
-                parsed = parse_bool(text)
-            elif name == "rf_at":
-                parsed = str(text)
-            else:
-                parsed = CHECKS[name].parse(text)
-        except Exception as e:  # argparse.ArgumentTypeError or ValueError: same treatment
+            cfg.values[name] = parse_value(name, text)
+        except (TypeError, ValueError) as e:
             raise ConfigError(f"{label}: {key} = {value!r}: {e}") from None
-        cfg.values[name] = parsed
     return cfg
 
 

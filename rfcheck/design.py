@@ -1,26 +1,107 @@
-"""One design check = analyse + rules + advice; the CLI, ``assert_design`` and the pytest
-plugin all go through here so they cannot disagree."""
+"""One design check = analyse + rules + advice, returned as one :class:`DesignCheck`.  The
+CLI, ``rfcheck.check``, ``assert_design``, the pytest fixture and the trainer's gate all go
+through :func:`run_check`, so they cannot disagree."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
-import torch.nn as nn
-
-from .analysis import analyze
-from .checks import CheckResult, parse_rules, run_checks
+from .diagnostics import Diagnostic, ignored
+from .options import Settings, resolve
 from .report import Report
+from .rules import RULES, CheckResult, run_checks
+from .suggestion import Suggestion
+
+if TYPE_CHECKING:
+    import torch
 
 
-def check_design(model: nn.Module, input_size: Optional[Sequence[int]] = None, rules: Optional[dict[str, Any]] = None,
-                 advice: bool = True, rf_at: Optional[str] = None, name: Optional[str] = None,
-                 parsed: bool = False) -> tuple[Report, list[CheckResult]]:
-    """Analyse ``model`` and run ``rules`` (names as in the CLI, underscores: min_rf=52).  With
-    ``advice``, failing rules get checked suggestions.  Unknown rule names raise ValueError."""
-    limits = dict(rules or {}) if parsed else parse_rules(dict(rules or {}))
-    size = tuple(input_size) if input_size is not None else (3, 32, 32)
-    report = analyze(model, input_size=size, rf_at=rf_at, name=name)
-    results = run_checks(report, limits)
-    if advice and any(not r.passed for r in results):
+@dataclass
+class DesignCheck:
+    """The outcome of checking one model: the analysis, each rule's result, the checked
+    suggestions for the failing ones, and whether all hold.  ``str()`` is the text report,
+    :meth:`markdown` the markdown one, :meth:`to_dict` the JSON document."""
+    report: Report
+    results: list[CheckResult]
+    suggestions: dict[str, list[Suggestion]] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.passed]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        """The report's diagnostics less the ignored codes."""
+        return [w for w in self.report.warnings if not ignored(w, self.ignore)]
+
+    def result(self, rule: str) -> CheckResult:
+        for r in self.results:
+            if r.rule == rule:
+                return r
+        raise KeyError(f"rule {rule!r} was not checked; checked: {', '.join(r.rule for r in self.results)}")
+
+    def advice(self, rule: str) -> list[str]:
+        """The suggestions' texts for one rule (what the text report prints as ``fix:``)."""
+        return [s.text for s in self.suggestions.get(rule, [])]
+
+    def shown_report(self) -> Report:
+        """The report as the views show it: ignored diagnostics left out."""
+        return replace(self.report, warnings=self.warnings) if self.ignore else self.report
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.shown_report().to_dict()
+        checks = []
+        for r in self.results:
+            c = r.to_dict()
+            if self.advice(r.rule):
+                c["advice"] = self.advice(r.rule)
+            checks.append(c)
+        d["checks"] = checks
+        d["passed"] = self.passed
+        return d
+
+    def markdown(self) -> str:
+        from .render import markdown
+        return markdown(self)
+
+    def __str__(self) -> str:
+        from .render import text
+        return text(self)
+
+
+def run_check(model: "torch.nn.Module", settings: Settings, *, inputs: Any = None, name: Optional[str] = None,
+              op_rules: Optional[dict] = None) -> DesignCheck:
+    """Analyse ``model`` with ``settings`` (see :func:`rfcheck.options.resolve`), run its rules
+    and, if one fails and advice is on, find checked suggestions."""
+    from .analysis import analyze
+    how: dict[str, Any] = {"rf_at": settings.rf_at, "rules": op_rules}
+    how.update({"inputs": inputs} if inputs is not None else {"input_size": settings.input_size})
+    report = analyze(model, name=name, **how)
+    results = run_checks(report, settings.rules)
+    suggestions: dict[str, list[Suggestion]] = {}
+    if settings.advice and any(not r.passed for r in results):
         from .advice import suggest
-        suggest(model, size, report, results, limits)
-    return report, results
+        suggestions = suggest(model, report, settings.rules, analyze_kwargs=how)
+    return DesignCheck(report, results, suggestions, settings.ignore)
+
+
+def check(model: "torch.nn.Module", input_size: Optional[Sequence[int]] = None, *,
+          inputs: Union["torch.Tensor", Sequence["torch.Tensor"], None] = None, advice: bool = True,
+          rf_at: Optional[str] = None, ignore: Any = (), name: Optional[str] = None,
+          rules: Optional[dict] = None, **limits: Any) -> DesignCheck:
+    """Check ``model`` against design rules given as keywords (the CLI's options with
+    underscores: ``min_rf=53, max_params=100_000, require_gap=True``); never raises for a
+    failing rule: see ``.passed``.  ``rules`` are per-analysis op rules (as for ``analyze``).
+    An unknown rule keyword is a TypeError, a bad value a ValueError."""
+    for key in limits:
+        if key.replace("-", "_") not in RULES:
+            from .rules import did_you_mean
+            raise TypeError(f"unknown rule {key!r}{did_you_mean(key, RULES)}; known: {', '.join(RULES)}")
+    settings = resolve(call={**limits, "input_size": input_size, "advice": advice, "rf_at": rf_at,
+                             "ignore": ignore or None})
+    return run_check(model, settings, inputs=inputs, name=name, op_rules=rules)

@@ -16,6 +16,8 @@ from fractions import Fraction
 from math import ceil, floor, gcd
 from typing import Callable, Optional, Sequence
 
+from .diagnostics import Diagnostic
+
 Interval = Optional[tuple[int, int]]
 
 
@@ -309,14 +311,15 @@ class AxisGeo:
                        global_at=at, before=self)
 
 
-def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int, at: str) -> tuple[AxisGeo, list[str], bool]:
+def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int,
+               at: str) -> tuple[AxisGeo, list[Diagnostic], bool]:
     """Combine one axis over the inputs of a merge (add, mul, cat, ...).
 
     Returns (geometry, warnings, exact).  Globally reduced inputs (SE gating) do not end
     the spatial path: they set ``gated``."""
     spatial = [(n, g) for n, g in branches if g.global_at is None]
     pooled = [(n, g) for n, g in branches if g.global_at is not None]
-    warnings: list[str] = []
+    warnings: list[Diagnostic] = []
     exact = True
     group = spatial or pooled
     (n0, g0) = group[0]
@@ -325,16 +328,16 @@ def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int, at: str) -> t
         same_jump = g.env.shift * env.period == env.shift * g.env.period
         if not g.env.aligned_with(env):
             if spatial:
-                warnings.append(
-                    f"misaligned merge at {at}: branch {n0} has jump {_fmt(env.jump)} and RF centre "
-                    f"{_fmt(env.start)}, branch {n} has jump {_fmt(g.env.jump)} and RF centre {_fmt(g.env.start)}")
+                warnings.append(Diagnostic.of(
+                    "RF201", at, f"misaligned merge at {at}: branch {n0} has jump {_fmt(env.jump)} and RF centre "
+                    f"{_fmt(env.start)}, branch {n} has jump {_fmt(g.env.jump)} and RF centre {_fmt(g.env.start)}"))
         elif spatial:
             o = _first_misaligned(env, g.env)
             if o is not None:
-                warnings.append(
-                    f"misaligned merge at {at}: at output unit {o} branch {n0}'s RF is centred at "
+                warnings.append(Diagnostic.of(
+                    "RF201", at, f"misaligned merge at {at}: at output unit {o} branch {n0}'s RF is centred at "
                     f"{_fmt(_centre(env, o))} and branch {n}'s at {_fmt(_centre(g.env, o))} (same jump "
-                    f"{_fmt(env.jump)}, but the units do not line up phase by phase)")
+                    f"{_fmt(env.jump)}, but the units do not line up phase by phase)"))
         if same_jump:
             env = env.union(g.env)
         else:

@@ -3,7 +3,7 @@ registered design in a folder, each against the project's rules plus its own.
 
     from rfcheck.registry import register_model
 
-    @register_model(rules={"min_transposed": 1}, description="shows what a transposed conv does")
+    @register_model(rules={"min_transposed": 1})
     class NetTransposed(nn.Module): ...
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from .checks import parse_rules
+from .rules import parse_rules
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,6 @@ class Entry:
     obj: Callable[[], Any]
     rules: dict[str, Any] = field(default_factory=dict)   # parsed, override the config file's
     input_size: Optional[tuple[int, ...]] = None
-    description: str = ""
 
     @property
     def module(self) -> str:
@@ -31,26 +30,18 @@ REGISTRY: dict[str, Entry] = {}
 
 
 def register_model(obj: Optional[Callable] = None, *, name: Optional[str] = None,
-                   rules: Optional[dict[str, Any]] = None, input_size: Optional[tuple[int, ...]] = None,
-                   description: str = ""):
+                   rules: Optional[dict[str, Any]] = None, input_size: Optional[tuple[int, ...]] = None):
     """Register a model class or a no-argument factory; usable bare or with keywords.  ``rules``
     are validated now (a typo fails at import, naming the rule)."""
     def deco(o: Callable) -> Callable:
         n = name or getattr(o, "__name__", str(o))
         parsed = parse_rules(dict(rules or {}), f"register_model({n})")
-        doc = description or (o.__doc__ or "").strip().split("\n")[0]
         # keyed by where the object lives: a file imported twice (as a script and as a module
         # its neighbours import) registers two objects under one name without clobbering
         key = f"{getattr(o, '__module__', '')}:{getattr(o, '__qualname__', n)}"
-        REGISTRY[key] = Entry(n, o, parsed, tuple(input_size) if input_size else None, doc)
+        REGISTRY[key] = Entry(n, o, parsed, tuple(input_size) if input_size else None)
         return o
     return deco(obj) if obj is not None else deco
-
-
-def get(name: str) -> Optional[Entry]:
-    """The most recently registered design of that name."""
-    found = [e for e in REGISTRY.values() if e.name == name]
-    return found[-1] if found else None
 
 
 def entries_in(module_name: str) -> list[Entry]:

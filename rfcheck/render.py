@@ -1,14 +1,20 @@
-"""Views of a :class:`Report`: the table and the JSON text."""
+"""Views of a :class:`DesignCheck` (or of a bare :class:`Report`): the text report, markdown
+and JSON.  Nothing here computes a value; each view only formats the result."""
 from __future__ import annotations
 
 import json
 from fractions import Fraction
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Sequence, Union
 
 from tabulate import tabulate
 
-from .checks import CheckResult
+from .diagnostics import Diagnostic
 from .report import Layer, Report, number
+
+if TYPE_CHECKING:
+    from .design import DesignCheck
+
+Viewed = Union["DesignCheck", Report]
 
 
 def _x(values: Sequence) -> str:
@@ -98,30 +104,37 @@ def blocks_text(report: Report) -> str:
         rows, ["block", "type", "output", "RF", "jump", "params"], tablefmt="simple", disable_numparse=True)
 
 
-def checks_text(results: Sequence[CheckResult]) -> str:
-    if not results:
+def checks_text(check: "DesignCheck") -> str:
+    """The rules section: one line per rule, the layers of a failing one, its fixes."""
+    if not check.results:
         return ""
-    failed = sum(not r.passed for r in results)
-    head = f"rules: {len(results) - failed} passed, {failed} failed"
-    lines = [head]
-    for r in results:
+    failed = len(check.failed)
+    lines = [f"rules: {len(check.results) - failed} passed, {failed} failed"]
+    for r in check.results:
         lines.append(f"  [{'PASS' if r.passed else 'FAIL'}] {r.rule}: {r.message}")
         if not r.passed and r.layers:
             lines.append(f"         layers: {', '.join(r.layers[:8])}{' ...' if len(r.layers) > 8 else ''}")
-        for a in r.advice:
+        for a in check.advice(r.rule):
             lines.append(f"         fix: {a}")
     return "\n".join(lines)
 
 
-def text(report: Report, results: Sequence[CheckResult] = ()) -> str:
+def _parts(viewed: Viewed) -> tuple[Report, "DesignCheck | None", list[Diagnostic]]:
+    if isinstance(viewed, Report):
+        return viewed, None, list(viewed.warnings)
+    return viewed.report, viewed, viewed.warnings
+
+
+def text(viewed: Viewed) -> str:
+    report, check, warnings = _parts(viewed)
     parts = [table(report), "", summary(report)]
     b = blocks_text(report)
     if b:
         parts += ["", b]
-    if report.warnings:
-        parts += ["", "warnings:"] + [f"  - {w}" for w in report.warnings]
-    if results:
-        parts += ["", checks_text(results)]
+    if warnings:
+        parts += ["", "warnings:"] + [f"  - {w.code}: {w.message}" for w in warnings]
+    if check is not None and check.results:
+        parts += ["", checks_text(check)]
     return "\n".join(parts)
 
 
@@ -129,17 +142,19 @@ def _md_escape(s: str) -> str:
     return s.replace("|", "\\|")
 
 
-def markdown(report: Report, results: Sequence[CheckResult] = ()) -> str:
+def markdown(viewed: Viewed) -> str:
     """The same report for a pull request or a README."""
+    report, check, warnings = _parts(viewed)
     out = [f"## rfcheck: {report.model} (input {_x(report.input_size)})", ""]
-    if results:
-        failed = sum(not r.passed for r in results)
+    if check is not None and check.results:
+        results = check.results
+        failed = len(check.failed)
         out += [f"**{'PASS' if not failed else 'FAIL'}**: {len(results) - failed} of {len(results)} rules hold", "",
                 "| rule | result | value | limit | details |", "|---|---|---|---|---|"]
         for r in results:
             out.append(f"| `{r.rule}` | {'✅ pass' if r.passed else '❌ FAIL'} | {_md_escape(_val(r.value))} | "
                        f"{_md_escape(_val(r.limit))} | {_md_escape(r.message)} |")
-        advice = [(r.rule, a) for r in results for a in r.advice]
+        advice = [(r.rule, a) for r in results for a in check.advice(r.rule)]
         if advice:
             out += ["", "**How to fix:**", ""] + [f"- `{rule}`: {_md_escape(a)}" for rule, a in advice]
         out.append("")
@@ -153,8 +168,8 @@ def markdown(report: Report, results: Sequence[CheckResult] = ()) -> str:
     head = ["layer", "type", "output", "kernel", "RF", "RF min", "jump", "start", "params", "MACs", "flags"]
     out += ["<details><summary>layers</summary>", "",
             tabulate(rows, head, tablefmt="github", disable_numparse=True), "", "</details>"]
-    if report.warnings:
-        out += ["", "**Warnings:**", ""] + [f"- {_md_escape(w)}" for w in report.warnings]
+    if warnings:
+        out += ["", "**Warnings:**", ""] + [f"- `{w.code}` {_md_escape(w.message)}" for w in warnings]
     return "\n".join(out) + "\n"
 
 
@@ -168,14 +183,6 @@ def _val(v) -> str:
     return str(v)
 
 
-def to_json_dict(report: Report, results: Optional[Sequence[CheckResult]] = None) -> dict:
-    d = report.to_dict()
-    if results is not None:
-        d["checks"] = [r.to_dict() for r in results]
-        d["passed"] = all(r.passed for r in results)
-    return d
-
-
-def json_text(reports: Sequence[Report], results: Sequence[Sequence[CheckResult]]) -> str:
-    docs = [to_json_dict(r, res) for r, res in zip(reports, results)]
+def json_text(checks: Sequence["DesignCheck"]) -> str:
+    docs = [c.to_dict() for c in checks]
     return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, default=number)

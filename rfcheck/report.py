@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Optional
 
-SCHEMA_VERSION = 1
+from .diagnostics import Diagnostic
+
+#: 2: ``warnings`` holds {"code", "severity", "layer", "message"} objects (1: plain strings)
+SCHEMA_VERSION = 2
 
 COUNT_KEYS = ("depthwise", "depthwise_separable", "dilated", "transposed", "max_pool", "gap", "linear")
 
@@ -135,7 +138,7 @@ class Report:
     rf: ModelRF
     layers: list[Layer]
     counts: dict[str, int]
-    warnings: list[str]
+    warnings: list[Diagnostic]
     macs: int = 0
     exact: bool = True
     blocks: list[Block] = field(default_factory=list)
@@ -165,7 +168,7 @@ class Report:
             "count_layers": {k: list(v) for k, v in self.count_layers.items()},
             "blocks": [b.to_dict() for b in self.blocks],
             "unproductive": list(self.unproductive),
-            "warnings": list(self.warnings),
+            "warnings": [w.to_dict() for w in self.warnings],
         }
 
     def to_json(self, indent: Optional[int] = 2) -> str:

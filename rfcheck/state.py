@@ -43,6 +43,3 @@ class TensorState:
         dims = [NO_AXES, NO_AXES] + [Dim(frozenset([k]), SPATIAL) for k in range(len(shape) - 2)]
         geo = {k: AxisGeo.input(shape[k + 2]) for k in range(len(shape) - 2)}
         return cls(tuple(dims[: len(shape)]), geo)
-
-    def spatial_dims(self) -> list[int]:
-        return [i for i, d in enumerate(self.dims) if d.axes]

@@ -16,6 +16,7 @@ from torch.overrides import TorchFunctionMode
 
 from . import fastmeta
 from .call import Call
+from .diagnostics import Diagnostic
 from .errors import TraceError
 from .leaves import LEAVES
 from .ops import ALIASES, CONSTANTS, FUNCTION_RULES, lookup_module, op_name, pointwise, pretty
@@ -34,21 +35,19 @@ class Node:
     out_ids: list[int] = field(default_factory=list)
     params: int = 0
     shared_params: int = 0
-    param_names: list[str] = field(default_factory=list)
     macs: int = 0
     info: dict = field(default_factory=dict)
     exact: bool = True
     unknown: bool = False
     is_global: bool = False
     notes: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
 
 
 @dataclass
 class Graph:
     nodes: list[Node]
     outputs: list[tuple[int, TensorState]]
-    warnings: list[str]
     params_total: int
     params_trainable: int
     unused_params: list[str]
@@ -171,9 +170,15 @@ def _walk(model: torch.nn.Module) -> tuple[list, dict[int, str], dict[int, tuple
 
 
 class Tracer(TorchFunctionMode):
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, rules: Optional[dict] = None):
         super().__init__()
         self.model = model
+        # this analysis's own op rules beside the global table (fvcore's set_op_handle)
+        self.function_rules = FUNCTION_RULES
+        self.module_overrides: dict[type, Any] = {}
+        if rules:
+            self.function_rules = {**FUNCTION_RULES, **{k: v for k, v in rules.items() if isinstance(k, str)}}
+            self.module_overrides = {k: v for k, v in rules.items() if isinstance(k, type)}
         self.modules, self.module_names, self.params = _walk(model)
         self.rules: dict[type, Any] = {}  # module type -> its registered module rule or None
         self.registry: dict[int, tuple[int, TensorState]] = {}
@@ -187,7 +192,6 @@ class Tracer(TorchFunctionMode):
         self.attributed: set[int] = set()
         self.suppress = 0
         self.current: tuple[str, Any] = _IDLE
-        self.warnings: list[str] = []
         self.module_outputs: dict[str, int] = {}
         self.module_types: dict[str, str] = {}
         self.top_level: list[str] = []
@@ -227,7 +231,6 @@ class Tracer(TorchFunctionMode):
             else:
                 self.attributed.add(pid)
                 node.params += n
-                node.param_names.append(name)
 
     def _unique(self, name: str) -> str:
         if name not in self.names:
@@ -332,7 +335,7 @@ class Tracer(TorchFunctionMode):
             frame = self.frames[-1] if self.frames else None
             prefix = frame.name if frame else ""
             nname = self._unique(f"{prefix}.{pretty(name)}" if prefix else pretty(name))
-        rule = FUNCTION_RULES.get(name)
+        rule = self.function_rules.get(name)
         if rule is pointwise and len(entries) == 1 and len(outs) == 1:
             st = entries[0][1]
             if st.subpixel is None and outs[0].shape == tracked[0].shape:
@@ -401,7 +404,10 @@ class Tracer(TorchFunctionMode):
         try:
             return self.rules[t]
         except KeyError:
-            rule = self.rules[t] = lookup_module(module)
+            rule = next((self.module_overrides[c] for c in t.__mro__ if c in self.module_overrides), None)
+            if rule is None:
+                rule = lookup_module(module)
+            self.rules[t] = rule
             return rule
 
     def pre_hook(self, module, args):
@@ -467,7 +473,7 @@ class Tracer(TorchFunctionMode):
             self.names.discard(old)
             producer.name = self._unique(frame.name)
             producer.type = type(module).__name__
-            producer.warnings = [w.replace(f" {old}:", f" {producer.name}:") for w in producer.warnings]
+            producer.warnings = [w.renamed(old, producer.name) for w in producer.warnings]
         return None
 
 
@@ -484,9 +490,10 @@ def _global_hooks() -> bool:
                                               "_global_forward_hooks_always_called"))
 
 
-def trace(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Graph:
-    """Run ``model`` once on meta ``inputs`` and return the recorded graph."""
-    tracer = Tracer(model)
+def trace(model: torch.nn.Module, inputs: list[torch.Tensor], rules: Optional[dict] = None) -> Graph:
+    """Run ``model`` once on meta ``inputs`` and return the recorded graph; ``rules`` maps
+    module types and op names to rules that win over the global table for this trace only."""
+    tracer = Tracer(model, rules)
     input_node = Node(0, "input", "input", "input", [], [_shape(t) for t in inputs],
                       TensorState.for_input(_shape(inputs[0])))
     tracer.nodes.append(input_node)
@@ -545,7 +552,7 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Graph:
     total = sum(n for _, n, _ in tracer.params.values())
     trainable = sum(n for _, n, rg in tracer.params.values() if rg)
     unused = sorted(name for pid, (name, _, _) in tracer.params.items() if pid not in tracer.attributed)
-    return Graph(tracer.nodes, outputs, tracer.warnings, total, trainable, unused,
+    return Graph(tracer.nodes, outputs, total, trainable, unused,
                  tracer.module_outputs, tracer.module_types, tracer.top_level)
 
 

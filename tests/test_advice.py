@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+from dataclasses import dataclass, field
 
 import pytest
 import torch
@@ -18,19 +19,26 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import rfcheck
-from rfcheck.advice import Suggestion, suggest
-from rfcheck.checks import parse_rules, run_checks
+from rfcheck.advice import suggest
 from rfcheck.cli import main
-from rfcheck.design import check_design
+from rfcheck.rules import CheckResult, parse_rules, run_checks
+from rfcheck.suggestion import Suggestion
+
+
+@dataclass
+class Advised(CheckResult):
+    """A rule's result with the texts the report prints as its ``fix:`` lines."""
+    advice: list[str] = field(default_factory=list)
 
 
 def advise(model: nn.Module, size, **rules):
-    """(report, {rule: result}, {rule: [Suggestion]}) as the CLI computes them."""
+    """(report, {rule: result and advice texts}, {rule: [checked Suggestion]}) as the CLI computes
+    them; the advice in words only (no change to apply) is among the texts, not the suggestions."""
     limits = parse_rules(rules)
     report = rfcheck.analyze(model, size)
-    results = run_checks(report, limits)
-    sugs = suggest(model, size, report, results, limits)
-    return report, {r.rule: r for r in results}, sugs
+    sugs = suggest(model, report, limits)
+    res = {r.rule: Advised(**vars(r), advice=[s.text for s in sugs.get(r.rule, [])]) for r in run_checks(report, limits)}
+    return report, res, {rule: [s for s in found if s.changes] for rule, found in sugs.items()}
 
 
 def first_passing(sugs: list[Suggestion]) -> Suggestion:
@@ -429,9 +437,8 @@ def model_file(tmp_path, monkeypatch):
 
 
 def expected_advice() -> dict[str, list[str]]:
-    _, results = check_design(Stack(), SIZE, {"min_rf": 16, "min_dilated": 1, "max_params": 1000,
-                                              "require_gap": True})
-    return {r.rule: r.advice for r in results}
+    result = rfcheck.check(Stack(), SIZE, min_rf=16, min_dilated=1, max_params=1000, require_gap=True)
+    return {r.rule: result.advice(r.rule) for r in result.results}
 
 
 def test_cli_prints_the_advice_as_fix_lines(model_file, capsys):

@@ -466,7 +466,7 @@ def test_tiny_json(capsys):
     for key in ("schema_version", "model", "input_size", "params", "rf", "layers", "counts", "warnings",
                 "checks", "passed"):
         assert key in doc, key
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     assert doc["model"] == f"{TINY}:Tiny"
     assert doc["input_size"] == [3, 8, 12]
     assert doc["params"]["total"] == 334 and doc["params"]["trainable"] == 334

@@ -88,7 +88,7 @@ def test_unknown_key_is_warned_by_name(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     rc, out, err = run(capsys, TINY)
     assert rc == 0
-    assert "rfcheck: warning: setup.cfg [rfcheck]: unknown key 'min_rff'" in err and "did you mean 'min_rf'" in err
+    assert "rfcheck: warning: RF001 setup.cfg [rfcheck]: unknown key 'min_rff'" in err and "did you mean 'min_rf'" in err
 
 
 @pytest.mark.parametrize("line, needle", [

@@ -197,7 +197,8 @@ def test_functional_model():
     assert r.rf.size == pair(8) and r.rf.at == "mean" and r.rf.with_global == pair(38)
     assert r.params.total == 8 * 3 * 9 + 8 * 16 * 9
     # the two branches' centres differ (0 vs 0.5): named in a warning
-    assert any("misaligned" in w and "relu" in w and "interpolate" in w for w in r.warnings)
+    assert any(w.code == "RF201" and "misaligned" in w.message and "relu" in w.message and "interpolate" in w.message
+               for w in r.warnings)
 
 
 class Residual(nn.Module):
@@ -233,7 +234,7 @@ class Misaligned(nn.Module):
 def test_misaligned_merge_is_named():
     # a: unit 0 reads -1..1 (centre 0); b: unit 0 reads 0..1 (centre 0.5): same jump 2, centres differ
     r = analyze(Misaligned(), (3, 16, 16))
-    w = [w for w in r.warnings if "misaligned" in w]
+    w = [w.message for w in r.warnings if w.code == "RF201" and "misaligned" in w.message]
     assert w and "branch a" in w[0] and "branch b" in w[0]
     # union per unit: -1..1 and 0..1 -> 3
     assert r.layers[-1].rf == pair(3)
@@ -274,7 +275,7 @@ def test_unused_parameters_are_reported():
             return self.used(x)
     r = analyze(M(), (3, 16, 16))
     assert r.params.total == 112 + 110
-    assert "spare.weight" in r.params.unused and any("not used" in w for w in r.warnings)
+    assert "spare.weight" in r.params.unused and any(w.code == "RF301" and "not used" in w.message for w in r.warnings)
 
 
 # -- never silently wrong ------------------------------------------------------------------------
@@ -289,7 +290,8 @@ def test_unknown_op_is_reported_by_name():
     assert flip.unknown and not flip.exact
     assert not r.layer("2").exact and r.layer("0").exact
     assert not r.exact and not r.rf.exact
-    assert any("flip" in w and "unknown" in w for w in r.warnings)
+    assert any(w.code == "RF101" and w.layer == "1" and "flip" in w.message and "unknown" in w.message
+               for w in r.warnings)
 
 
 def test_registered_rule_replaces_unknown():
@@ -313,12 +315,12 @@ def test_registered_rule_replaces_unknown():
 def test_partial_global_pool_is_warned():
     # conv k3 on 32 -> 30; AvgPool2d(16) -> (30-16)//16 + 1 = 1: one unit, window 16 of 30
     r = analyze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AvgPool2d(16)), (3, 32, 32))
-    assert any("not a global pool" in w for w in r.warnings)
+    assert any(w.code == "RF202" and "not a global pool" in w.message for w in r.warnings)
 
 
 def test_se_gating_is_flagged():
     r = analyze(tv.models.mobilenet_v3_small(), (3, 224, 224))
-    assert r.rf.gated and any("squeeze-and-excitation" in w for w in r.warnings)
+    assert r.rf.gated and any(w.code == "RF203" and "squeeze-and-excitation" in w.message for w in r.warnings)
 
 
 def test_input_too_small_raises_with_layer_name():
@@ -476,7 +478,8 @@ def test_stride1_transposed_conv_is_no_rf_booster():
     r = analyze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ConvTranspose2d(4, 4, 3)), (3, 16, 16))
     assert r.layers[1].rf == pair(5) and r.layers[1].output_shape == (4, 16, 16)
     assert not r.layers[1].phase_dependent
-    assert any("stride-1 transposed conv" in w and "no RF booster" in w for w in r.warnings)
+    assert any(w.code == "RF204" and "stride-1 transposed conv" in w.message and "no RF booster" in w.message
+               for w in r.warnings)
 
 
 def test_wrong_batch_norm_width_still_fails():

@@ -18,7 +18,7 @@ HAND_RF = {"net": 67, "net_fashion": 53, "net_maxpool": 56, "net_tiny": 53, "net
 
 @pytest.fixture(scope="module")
 def designs():
-    return {e.name: (label, model, e) for label, model, e in load_entries(str(FOLDER))}
+    return {e.name: (label, model, e) for label, model, e in load_entries(str(FOLDER), meta=False)}
 
 
 def test_registry_lists_every_design(designs):
@@ -41,7 +41,8 @@ def test_transposed_design_teaches_its_warning(designs):
     _, model, _ = designs["net_transposed"]
     r = analyze(model, (3, 32, 32))
     assert r.counts["transposed"] == 1 and r.layer("up.0").phase_dependent
-    assert any("misaligned merge at add" in w and "up.1" in w for w in r.warnings)
+    assert any(w.code == "RF201" and w.layer == "add" and "misaligned merge at add" in w.message
+               and "up.1" in w.message for w in r.warnings)
 
 
 def test_cli_checks_the_whole_folder(capsys, monkeypatch):

@@ -118,8 +118,8 @@ def test_config_file_and_command_line(tmp_path):
 def test_plugin_help_lists_the_cli_rules(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=tmp_path, capture_output=True, text=True,
                        timeout=300)
-    from rfcheck.checks import CHECKS
-    for c in CHECKS.values():
+    from rfcheck.rules import RULES
+    for c in RULES.values():
         assert "--rfcheck-" + c.option[2:] in r.stdout
 
 

@@ -32,7 +32,7 @@ def ck():
 def test_checkpoint_loads_into_the_current_net(ck, monkeypatch):
     assert ck["model_spec"] == "models/net.py:Net"
     monkeypatch.chdir(ROOT)
-    model = load_models(ck["model_spec"])[0][1]
+    model = load_models(ck["model_spec"], meta=False)[0][1]
     checkpoint.load_model_state(model, ck["model"], CKPT)   # raises on any missing/extra key or shape
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params == ck["params"] < 100_000

@@ -1,4 +1,4 @@
-"""The design rules of rfcheck/checks.py, one small model per rule where it holds and one where
+"""The design rules of rfcheck/rules/, one small model per rule where it holds and one where
 it fails, including the hand-calculation pitfalls of the course brief (../shared/BRIEF.md).
 
 Every expected number is derived by hand in the comment next to it, never copied from rfcheck's
@@ -15,7 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rfcheck import Report, analyze
-from rfcheck.checks import CHECKS, parse_count, parse_rules, run_checks
+from rfcheck.rules import RULES as TABLE
+from rfcheck.rules import parse_count, parse_rules, run_checks
 from rfcheck.testing import assert_design
 
 RULES = ("min_rf", "max_rf", "max_params", "max_macs", "require_gap", "min_dws", "min_dilated", "min_transposed",
@@ -26,7 +27,7 @@ def check(model: nn.Module, size, **rules):
     """(report, {rule: result}) for ``rules`` given as on the command line / in a config file."""
     report = analyze(model, size)
     results = run_checks(report, parse_rules(rules))
-    assert [r.rule for r in results] == [n for n in CHECKS if n in rules]
+    assert [r.rule for r in results] == [n for n in TABLE if n in rules]
     return report, {r.rule: r for r in results}
 
 
@@ -220,7 +221,7 @@ def test_avgpool3_on_a_4x4_map_is_not_a_gap():
     assert "1 (AvgPool2d, kernel 3x3) reduces the 4x4 map to 1x1" in r.message
     assert "never sees 7 of 16" in r.message and "not a global pool" in r.message
     assert rep.counts["gap"] == 0
-    assert any("covers only 3 of 4 x 3 of 4 positions" in w for w in rep.warnings)
+    assert any(w.code == "RF202" and "covers only 3 of 4 x 3 of 4 positions" in w.message for w in rep.warnings)
 
 
 def test_avgpool_covering_the_whole_map_is_a_gap():
@@ -273,7 +274,7 @@ def test_mean_over_one_axis_is_not_a_gap():
 
 def test_require_gap_off_is_not_run():
     assert run_checks(analyze(head(nn.AvgPool2d(3)), (3, 4, 4)), {"require_gap": False}) == []
-    r = CHECKS["require_gap"].run(analyze(head(nn.AvgPool2d(3)), (3, 4, 4)), False)
+    r = TABLE["require_gap"].check(analyze(head(nn.AvgPool2d(3)), (3, 4, 4)), False)
     assert r.passed and "not required" in r.message
 
 
@@ -505,7 +506,7 @@ def test_strict_passes_on_known_ops_and_is_off_by_default():
 
 # -- all rules at once -----------------------------------------------------------------------------------------------
 def test_every_rule_has_a_test_here():
-    assert tuple(CHECKS) == RULES
+    assert tuple(TABLE) == RULES
 
 
 def test_all_rules_together_on_the_stack():

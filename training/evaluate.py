@@ -54,7 +54,7 @@ def _run(args) -> int:
         if path.endswith(".py") and not os.path.exists(path):
             continue
         try:
-            model = load_models(spec)[0][1]
+            model = load_models(spec, meta=False)[0][1]
             break
         except Exception as e:  # try the next spelling of the spec
             last_err = e

@@ -22,7 +22,7 @@ EXIT_OK, EXIT_RULES, EXIT_ERROR, EXIT_NONFINITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rfcheck.cli import add_rule_options, parse_size
+    from rfcheck.options import add_rule_options, argparse_type, parse_size
     p = argparse.ArgumentParser(prog="rfcheck-train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("model", help="PATH.py, PATH.py:Name or package.module:Name (built with no arguments)")
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true", help="train even if the design breaks its rules (loudly)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--input-size", type=parse_size, default=None, metavar="C,H,W",
+    p.add_argument("--input-size", type=argparse_type(parse_size), default=None, metavar="C,H,W",
                    help="for the rules (default: from the config file, else the data's image size)")
     p.add_argument("--config", metavar="PATH", help="rules file instead of the nearest setup.cfg/pyproject.toml")
     p.add_argument("--isolated", action="store_true", help="ignore config files")
@@ -89,18 +89,18 @@ def _say(msg: str, dist=None) -> None:
         print(msg, flush=True)
 
 
-def gate(model, args, rules: dict[str, Any], input_size) -> Optional[int]:
+def gate(model, args, settings) -> Optional[int]:
     """Run the design rules; print the report and return EXIT_RULES if the design fails."""
-    from rfcheck.design import check_design
+    from rfcheck.design import run_check
     from rfcheck.render import checks_text, summary
-    if not rules:
+    if not settings.rules:
         print("rfcheck-train: warning: no design rules configured (setup.cfg [rfcheck] or --min-rf ...): "
               "training unchecked", file=sys.stderr)
-    report, results = check_design(model, input_size, rules, parsed=True)
-    failed = [r for r in results if not r.passed]
-    print(summary(report))
-    if results:
-        print(checks_text(results))
+    result = run_check(model, settings)
+    failed = result.failed
+    print(summary(result.report))
+    if result.results:
+        print(checks_text(result))
     if failed:
         if args.no_check:
             print(f"rfcheck-train: WARNING: --no-check: training a design that breaks {len(failed)} rule(s): "
@@ -137,34 +137,51 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_ERROR
 
 
+def _rules_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The config file's rules and input size, as for ``rfcheck``; its other keys (output
+    format, advice) are not the trainer's."""
+    if args.isolated:
+        if args.config:
+            from rfcheck.errors import RFCheckError
+            raise RFCheckError("--config and --isolated contradict each other")
+        return {}
+    from rfcheck.config import load
+    cfg = load(Path(args.config) if args.config else None)
+    for w in cfg.warnings:
+        print(f"rfcheck-train: warning: {w}", file=sys.stderr)
+    return {k: v for k, v in cfg.values.items() if k not in ("format", "advice", "rf_at", "ignore")}
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from rfcheck.cli import design_settings, settings
     from rfcheck.loader import load_entries
+    from rfcheck.options import from_namespace, resolve
+    from rfcheck.rules import RULES
     from training import augment, checkpoint, data, engine
 
     # -- the design and its rules, before any data ---------------------------------------------------------
-    ns = argparse.Namespace(**vars(args), format=None, rf_at=None, advice=False)
-    rules, opts = settings(ns)
+    config = _rules_config(args)
+    command_line = from_namespace(args, [*RULES, "input_size"])
     engine.seed_everything(args.seed)  # the model's initial weights come from the seed too
-    models = load_entries(args.model)
+    models = load_entries(args.model, meta=False)  # trained: real weights
     if len(models) != 1:
         raise UsageError(f"{args.model} holds {len(models)} models; pick one with PATH.py:Name")
     label, model, entry = models[0]
-    # as for `rfcheck`: config file < the design's registered rules < command line; the input
-    # size from --input-size, else the design's registered size, else the config file's
-    rules, input_size = design_settings(entry, rules, opts, ns)
+    # as for `rfcheck`: config file < the design's registered rules (and input size) < command line
+    settings = resolve(config=config, design=entry, command_line=command_line)
+    input_size = settings.input_size
     dist_kind = "cuda" if (args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())) else "cpu"
     dist = engine.init_distributed(dist_kind)
     if dist.main:
-        code = gate(model, args, rules, input_size)
+        code = gate(model, args, settings)
         if code is not None:
             return code
     elif not args.no_check:
-        from rfcheck.design import check_design
-        _, res = check_design(model, input_size, rules, parsed=True, advice=False)
-        if any(not r.passed for r in res):
+        from dataclasses import replace
+
+        from rfcheck.design import run_check
+        if not run_check(model, replace(settings, advice=False)).passed:
             return EXIT_RULES
 
     # -- machine ---------------------------------------------------------------------------------------------

@@ -1,0 +1,72 @@
+"""What advice is made of, without torch: a :class:`Change` to a named layer and a
+:class:`Suggestion` (changes, the text, and what the changed model measures).  The rules
+build them; :mod:`rfcheck.advice` applies and checks them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def nd(module: Any) -> int:
+    """The spatial dimensions of a Conv1d/2d/3d or pool module, from its type name."""
+    for n in (1, 2, 3):
+        if type(module).__name__.endswith(f"{n}d"):
+            return n
+    return 2
+
+
+def keeps_size(conv: Any, dilation: int = 2) -> bool:
+    """Dilating a conv keeps its output size only if the extra reach splits evenly on both sides."""
+    return isinstance(conv.padding, str) or all(
+        (dilation - d0) * (k - 1) % 2 == 0 for d0, k in zip(conv.dilation, conv.kernel_size))
+
+
+def pad_after(conv: Any, dilation: int) -> Any:
+    """The padding that keeps a conv's output size once it has ``dilation``."""
+    if isinstance(conv.padding, str):
+        return conv.padding
+    return tuple(p + (dilation - d0) * (k - 1) // 2 for p, d0, k in zip(conv.padding, conv.dilation,
+                                                                         conv.kernel_size))
+
+
+@dataclass(frozen=True)
+class Change:
+    layer: str            # module path
+    kind: str             # "dilate", "stride", "separable", "gap"
+    value: Any = None
+
+    def describe(self, module: Any) -> str:
+        ks = getattr(module, "kernel_size", ())
+        k = "x".join(map(str, ks if isinstance(ks, (tuple, list)) else (ks,) * nd(module)))
+        if self.kind == "dilate":
+            return f"set dilation {self.value} on {self.layer} ({k} conv) with padding {pad_after(module, self.value)}"
+        if self.kind == "stride":
+            return f"set stride 2 on {self.layer} ({k} conv)"
+        if self.kind == "separable":
+            return (f"make {self.layer} ({k} conv, {module.in_channels}->{module.out_channels}) depthwise-separable: "
+                    f"{k} depthwise ({module.in_channels} groups) + 1x1 pointwise")
+        if self.kind == "gap":
+            return f"replace {self.layer} ({type(module).__name__}) with AdaptiveAvgPool{nd(module)}d(1)"
+        return f"{self.kind} {self.layer}"
+
+
+@dataclass
+class Suggestion:
+    """A fix for one failing rule.  With ``changes`` it was applied to a copy of the model and
+    analysed again: ``predicted`` holds the copy's RF, params, MACs and counts, ``passes``
+    whether the rule then holds.  Without changes it is advice in words only."""
+    rule: str
+    changes: list[Change]
+    text: str
+    predicted: dict[str, Any] = field(default_factory=dict)
+    passes: bool = False
+
+    def apply(self, model: Any) -> Any:
+        """A changed deep copy of ``model`` (the model itself is not touched)."""
+        from .advice import apply_changes
+        return apply_changes(model, self.changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "changes": [{"layer": c.layer, "kind": c.kind, "value": c.value}
+                                               for c in self.changes],
+                "passes": self.passes}
