@@ -4,16 +4,14 @@ the model and analysing the copy again, so each predicted number is rfcheck's ow
 for the changed model, and no real weight is ever copied."""
 from __future__ import annotations
 
-import copy
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
-import torch
 import torch.nn as nn
 
 from .report import Layer, Report
 from .rules import RULES, CheckResult, run_checks
-from .suggestion import Change, Suggestion, nd, pad_after
+from .suggestion import Change, Suggestion, apply_changes
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 #: when no single change makes a rule pass, up to this many are combined greedily
@@ -23,51 +21,6 @@ KEPT = 3
 #: wall-clock seconds for all the advice of one check: past it, no more candidates are analysed
 #: and the advice says it stopped
 BUDGET_S = 10.0
-
-
-def _device(m: nn.Module) -> torch.device:
-    t = next(iter(m.parameters()), None)
-    return t.device if t is not None else torch.device("cpu")
-
-
-def _replace(root: nn.Module, path: str, new: nn.Module) -> None:
-    parent_path, _, attr = path.rpartition(".")
-    parent = root.get_submodule(parent_path) if parent_path else root
-    if isinstance(parent, (nn.Sequential, nn.ModuleList)) and attr.isdigit():
-        parent[int(attr)] = new
-    else:
-        setattr(parent, attr, new)
-
-
-def _conv_like(m: nn.Module, **kw: Any) -> nn.Module:
-    args = dict(in_channels=m.in_channels, out_channels=m.out_channels, kernel_size=m.kernel_size, stride=m.stride,
-                padding=m.padding, dilation=m.dilation, groups=m.groups, bias=m.bias is not None,
-                padding_mode=m.padding_mode)
-    args.update(kw)
-    return type(m)(**args)
-
-
-def apply_changes(model: nn.Module, changes: Sequence[Change]) -> nn.Module:
-    """A changed deep copy of ``model``; new layers are made on the device of the layer they
-    replace (on a meta copy, no memory is spent)."""
-    new = copy.deepcopy(model)
-    for c in changes:
-        m = new.get_submodule(c.layer)
-        with torch.device(_device(m)):
-            if c.kind == "dilate":
-                k = len(m.kernel_size)
-                _replace(new, c.layer, _conv_like(m, dilation=(c.value,) * k, padding=pad_after(m, c.value)))
-            elif c.kind == "stride":
-                _replace(new, c.layer, _conv_like(m, stride=(2,) * len(m.kernel_size)))
-            elif c.kind == "separable":
-                dw = _conv_like(m, out_channels=m.in_channels, groups=m.in_channels, bias=False)
-                pw = type(m)(m.in_channels, m.out_channels, 1, bias=m.bias is not None)
-                _replace(new, c.layer, nn.Sequential(dw, pw))
-            elif c.kind == "gap":
-                _replace(new, c.layer, getattr(nn, f"AdaptiveAvgPool{nd(m)}d")(1))
-            else:
-                raise ValueError(f"unknown change {c.kind!r}")
-    return new
 
 
 def _predicted(rep: Report) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out the diagnostics with these codes or code prefixes (RF206, RF2)")
     group = p.add_argument_group("rules")
     add_rule_options(group.add_argument)
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--debug", action="store_true", help="show tracebacks, and why a model could not be built on the meta device")
     p.add_argument("--version", action="version", version=f"rfcheck {__version__}")
     return p
 
@@ -80,10 +80,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         command_line = from_namespace(args, [*RULES, *OPTIONS])
         fmt = resolve(config=config, command_line=command_line).format
         checks = []
+        notes: list[str] = []
         for spec in args.models:
-            for label, model, entry in load_entries(spec, all_models=args.all):
+            for label, model, entry in load_entries(spec, all_models=args.all, notes=notes):
                 settings = resolve(config=config, design=entry, command_line=command_line)
                 checks.append(run_check(model, settings, name=label))
+        if args.debug:
+            for n in notes:
+                print(f"rfcheck: debug: {n}", file=sys.stderr)
         if args.plot:
             from .plot import plot
             for i, c in enumerate(checks):

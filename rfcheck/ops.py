@@ -8,6 +8,7 @@ ops with :func:`register_function` or for modules with :func:`register_module`.
 """
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from math import prod
 from typing import Callable, Union
@@ -170,6 +171,14 @@ def conv_transpose(call: Call) -> Result:
 
 
 # -- pooling -----------------------------------------------------------------------------
+def op_dims(op: str) -> int:
+    """The spatial dimensions an op name says (``max_pool2d_with_indices`` -> 2)."""
+    m = re.search(r"([123])d(?:_|$)", op)
+    if m is None:
+        raise ValueError(f"op {op!r} names no dimension")
+    return int(m.group(1))
+
+
 def _pool(call: Call, kind: str, k, s, p, d, nd: int) -> Result:
     k = tup(k, nd)
     s = k if s is None or (isinstance(s, (list, tuple)) and len(s) == 0) else tup(s, nd)
@@ -186,19 +195,19 @@ def _pool(call: Call, kind: str, k, s, p, d, nd: int) -> Result:
 def max_pool(call: Call) -> Result:
     a = call.bind(["input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"],
                   stride=None, padding=0, dilation=1)
-    return _pool(call, "max", a["kernel_size"], a["stride"], a["padding"], a["dilation"], int(call.op[8]))
+    return _pool(call, "max", a["kernel_size"], a["stride"], a["padding"], a["dilation"], op_dims(call.op))
 
 
 @register_function("avg_pool1d", "avg_pool2d", "avg_pool3d")
 def avg_pool(call: Call) -> Result:
     a = call.bind(["input", "kernel_size", "stride", "padding", "ceil_mode"], stride=None, padding=0)
-    return _pool(call, "avg", a["kernel_size"], a["stride"], a["padding"], 1, int(call.op[8]))
+    return _pool(call, "avg", a["kernel_size"], a["stride"], a["padding"], 1, op_dims(call.op))
 
 
 @register_function("lp_pool1d", "lp_pool2d", "lp_pool3d")
 def lp_pool(call: Call) -> Result:
     a = call.bind(["input", "norm_type", "kernel_size", "stride", "ceil_mode"], stride=None)
-    return _pool(call, "lp", a["kernel_size"], a["stride"], 0, 1, int(call.op[7]))
+    return _pool(call, "lp", a["kernel_size"], a["stride"], 0, 1, op_dims(call.op))
 
 
 @register_function("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
@@ -206,7 +215,7 @@ def lp_pool(call: Call) -> Result:
                    "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
                    "adaptive_max_pool3d_with_indices")
 def adaptive_pool(call: Call) -> Result:
-    nd = int(call.op[len("adaptive_xxx_pool")])
+    nd = op_dims(call.op)
     kind = "avg" if "avg" in call.op else "max"
     x, out = call.data, call.out
     call.info.update(kind=f"{kind}_pool", adaptive=True, output_size=tuple(out.shape[-nd:]))
@@ -219,7 +228,7 @@ def adaptive_pool(call: Call) -> Result:
 @register_function("fractional_max_pool2d", "fractional_max_pool3d",
                    "fractional_max_pool2d_with_indices", "fractional_max_pool3d_with_indices")
 def fractional_pool(call: Call) -> Result:
-    nd = int(call.op[len("fractional_max_pool")])
+    nd = op_dims(call.op)
     x, out = call.data, call.out
     call.info.update(kind="max_pool")
     call.note("fractional max pooling uses random windows: RF estimated from the size ratio", exact=False)

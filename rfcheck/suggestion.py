@@ -4,7 +4,7 @@ build them; :mod:`rfcheck.advice` applies and checks them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 
 def nd(module: Any) -> int:
@@ -63,10 +63,61 @@ class Suggestion:
 
     def apply(self, model: Any) -> Any:
         """A changed deep copy of ``model`` (the model itself is not touched)."""
-        from .advice import apply_changes
         return apply_changes(model, self.changes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "changes": [{"layer": c.layer, "kind": c.kind, "value": c.value}
                                                for c in self.changes],
                 "passes": self.passes}
+
+
+# -- applying changes (torch is imported only here, when a change is applied) ---------------------
+def _device(m: Any) -> Any:
+    import torch
+    t = next(iter(m.parameters()), None)
+    return t.device if t is not None else torch.device("cpu")
+
+
+def _replace(root: Any, path: str, new: Any) -> None:
+    import torch.nn as nn
+    parent_path, _, attr = path.rpartition(".")
+    parent = root.get_submodule(parent_path) if parent_path else root
+    if isinstance(parent, (nn.Sequential, nn.ModuleList)) and attr.isdigit():
+        parent[int(attr)] = new
+    else:
+        setattr(parent, attr, new)
+
+
+def _conv_like(m: Any, **kw: Any) -> Any:
+    args = dict(in_channels=m.in_channels, out_channels=m.out_channels, kernel_size=m.kernel_size, stride=m.stride,
+                padding=m.padding, dilation=m.dilation, groups=m.groups, bias=m.bias is not None,
+                padding_mode=m.padding_mode)
+    args.update(kw)
+    return type(m)(**args)
+
+
+def apply_changes(model: Any, changes: Sequence[Change]) -> Any:
+    """A changed deep copy of ``model``; new layers are made on the device of the layer they
+    replace (on a meta copy, no memory is spent)."""
+    import copy
+
+    import torch
+    import torch.nn as nn
+    new = copy.deepcopy(model)
+    for c in changes:
+        m = new.get_submodule(c.layer)
+        with torch.device(_device(m)):
+            if c.kind == "dilate":
+                k = len(m.kernel_size)
+                _replace(new, c.layer, _conv_like(m, dilation=(c.value,) * k, padding=pad_after(m, c.value)))
+            elif c.kind == "stride":
+                _replace(new, c.layer, _conv_like(m, stride=(2,) * len(m.kernel_size)))
+            elif c.kind == "separable":
+                dw = _conv_like(m, out_channels=m.in_channels, groups=m.in_channels, bias=False)
+                pw = type(m)(m.in_channels, m.out_channels, 1, bias=m.bias is not None)
+                _replace(new, c.layer, nn.Sequential(dw, pw))
+            elif c.kind == "gap":
+                _replace(new, c.layer, getattr(nn, f"AdaptiveAvgPool{nd(m)}d")(1))
+            else:
+                raise ValueError(f"unknown change {c.kind!r}")
+    return new
