@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from .report import Layer, Report
 from .rules import RULES, CheckResult, run_checks
-from .suggestion import Change, Suggestion, apply_changes
+from .suggestion import Change, Suggestion, swap_in, swap_out
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 #: when no single change makes a rule pass, up to this many are combined greedily
@@ -20,7 +20,7 @@ MAX_CHANGES = 4
 KEPT = 3
 #: wall-clock seconds for all the advice of one check: past it, no more candidates are analysed
 #: and the advice says it stopped
-BUDGET_S = 10.0
+BUDGET_S = 3.0
 
 
 def _predicted(rep: Report) -> dict[str, Any]:
@@ -68,7 +68,11 @@ class AdviceContext:
             self.out_of_time = True
             return None
         try:
-            rep = analyze(apply_changes(self.model, changes), **self.analyze_kwargs)
+            undo = swap_in(self.model, changes)  # the copy is ours: change it in place, analyse, undo
+            try:
+                rep = analyze(self.model, **self.analyze_kwargs)
+            finally:
+                swap_out(self.model, undo)
             got: Optional[Evaluated] = (rep, {r.rule: r for r in run_checks(rep, self.limits)})
         except Exception:  # not a candidate
             got = None

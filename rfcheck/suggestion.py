@@ -96,28 +96,47 @@ def _conv_like(m: Any, **kw: Any) -> Any:
     return type(m)(**args)
 
 
-def apply_changes(model: Any, changes: Sequence[Change]) -> Any:
-    """A changed deep copy of ``model``; new layers are made on the device of the layer they
-    replace (on a meta copy, no memory is spent)."""
-    import copy
-
+def _changed(m: Any, c: Change) -> Any:
+    """The module that replaces ``m`` for change ``c``, made on ``m``'s device."""
     import torch
     import torch.nn as nn
+    with torch.device(_device(m)):
+        if c.kind == "dilate":
+            return _conv_like(m, dilation=(c.value,) * len(m.kernel_size), padding=pad_after(m, c.value))
+        if c.kind == "stride":
+            return _conv_like(m, stride=(2,) * len(m.kernel_size))
+        if c.kind == "separable":
+            dw = _conv_like(m, out_channels=m.in_channels, groups=m.in_channels, bias=False)
+            pw = type(m)(m.in_channels, m.out_channels, 1, bias=m.bias is not None)
+            return nn.Sequential(dw, pw)
+        if c.kind == "gap":
+            return getattr(nn, f"AdaptiveAvgPool{nd(m)}d")(1)
+    raise ValueError(f"unknown change {c.kind!r}")
+
+
+def swap_in(model: Any, changes: Sequence[Change]) -> list[tuple[str, Any]]:
+    """Apply ``changes`` to ``model`` itself; returns what :func:`swap_out` needs to undo them."""
+    undo: list[tuple[str, Any]] = []
+    try:
+        for c in changes:
+            old = model.get_submodule(c.layer)
+            _replace(model, c.layer, _changed(old, c))
+            undo.append((c.layer, old))
+    except Exception:
+        swap_out(model, undo)
+        raise
+    return undo
+
+
+def swap_out(model: Any, undo: list[tuple[str, Any]]) -> None:
+    for layer, old in reversed(undo):
+        _replace(model, layer, old)
+
+
+def apply_changes(model: Any, changes: Sequence[Change]) -> Any:
+    """A changed deep copy of ``model``; new layers are made on the device of the layer they
+    replace (the model itself is not touched)."""
+    import copy
     new = copy.deepcopy(model)
-    for c in changes:
-        m = new.get_submodule(c.layer)
-        with torch.device(_device(m)):
-            if c.kind == "dilate":
-                k = len(m.kernel_size)
-                _replace(new, c.layer, _conv_like(m, dilation=(c.value,) * k, padding=pad_after(m, c.value)))
-            elif c.kind == "stride":
-                _replace(new, c.layer, _conv_like(m, stride=(2,) * len(m.kernel_size)))
-            elif c.kind == "separable":
-                dw = _conv_like(m, out_channels=m.in_channels, groups=m.in_channels, bias=False)
-                pw = type(m)(m.in_channels, m.out_channels, 1, bias=m.bias is not None)
-                _replace(new, c.layer, nn.Sequential(dw, pw))
-            elif c.kind == "gap":
-                _replace(new, c.layer, getattr(nn, f"AdaptiveAvgPool{nd(m)}d")(1))
-            else:
-                raise ValueError(f"unknown change {c.kind!r}")
+    swap_in(new, changes)
     return new
