@@ -1,6 +1,6 @@
 """Before/after: rfcheck's analysis time for two versions of the code, side by side in one run.
 
-    python benchmarks/ab_versions.py 9a82a33 --out benchmarks/results/analyzer_before_after.md
+    python -m benchmarks.ab_versions 9a82a33 --out benchmarks/results/analyzer_before_after.md
 
 BEFORE is a git revision (checked out into a temporary worktree); AFTER is the working tree
 (or ``--after REV``).  Each version runs in its own fresh process with one torch thread;
@@ -25,9 +25,9 @@ MODELS = ["alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v2", "mobilenet
           "densenet121", "googlenet", "inception_v3", "squeezenet1_0", "shufflenet_v2_x1_0", "regnet_y_400mf",
           "convnext_tiny"]
 
+# Run with the version's tree as the working directory: `python -c` puts it first on sys.path.
 CHILD = r'''
 import json, sys, time
-sys.path.insert(0, sys.argv[1])
 import torch, torchvision as tv
 torch.set_num_threads(1)
 import rfcheck
@@ -55,7 +55,7 @@ print(json.dumps(out))
 def _run(path: Path, models: list[str], repeats: int) -> dict[str, float]:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-c", CHILD, str(path), ",".join(models), str(repeats)], capture_output=True,
-                       text=True, env=env)
+                       text=True, env=env, cwd=path)
     if r.returncode:
         raise SystemExit(f"analysis failed in {path}:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
                     subprocess.run(["git", "worktree", "remove", "--force", str(d)], cwd=ROOT, capture_output=True)
     best = {tag: {m: min(r[m] for r in runs[tag]) for m in models} for tag in runs}
     ratios = [best["before"][m] / best["after"][m] for m in models]
-    cmd = "python benchmarks/ab_versions.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python -m benchmarks.ab_versions " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
         "# rfcheck analysis time, before and after",
         "",

@@ -1,6 +1,6 @@
 """Copy a finished training run into benchmarks/results/ and (re)write the results table.
 
-    python benchmarks/record_training.py runs/net-Net-seed0 --name net_cifar10_seed0 --checkpoint net_cifar10.pt
+    python -m benchmarks.record_training runs/net-Net-seed0 --name net_cifar10_seed0 --checkpoint net_cifar10.pt
 
 Everything in the table comes from the run's own summary.json and log.jsonl (written by
 training.train as the run happened) and, with --verify-data, from re-evaluating the copied

@@ -12,7 +12,7 @@ Measures, for a design (default ``models/net.py:Net``) and batch size, images pe
 for channels_last on and off and torch threads 1 and 2; then the albumentations pipeline alone
 and the full dataset item (augment + normalise) in images per second for one worker process.
 
-    python benchmarks/train_throughput.py --data ../shared/datasets/cifar10-jpeg.tar.gz \\
+    python -m benchmarks.train_throughput --data ../shared/datasets/cifar10-jpeg.tar.gz \\
         --out benchmarks/results/training.md
 
 Without ``--data`` it uses random uint8 images (same shapes, same cost).
@@ -34,11 +34,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from rfcheck.loader import load as load_model
+from training import augment, data, engine
 
-from rfcheck.loader import load as load_model  # noqa: E402
-from training import augment, data, engine  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _median_rate(fn: Callable[[], int], repeats: int) -> float:
@@ -67,7 +66,7 @@ def step_rates(spec: str, split: data.Split, mean, std, batch: int, n_batches: i
                threads: int, channels_last: bool) -> dict[str, float]:
     torch.set_num_threads(threads)
     engine.seed_everything(0)
-    model = load_model(spec)[0][1]
+    model = load_model(spec, meta=False)[0][1]   # real weights: it trains
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     batches = _batches(split, mean, std, batch, n_batches)
@@ -196,7 +195,7 @@ def main(argv=None) -> int:
     aug = aug_rates(split, mean, std, min(n, 1000), args.repeats)
     print(", ".join(f"{k} {v:.0f} img/s" for k, v in aug.items()), file=sys.stderr)
 
-    cmd = "python benchmarks/train_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python -m benchmarks.train_throughput " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
         "# Trainer throughput",
         "",

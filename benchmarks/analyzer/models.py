@@ -208,7 +208,8 @@ def build_model(key: str) -> nn.Module:
         return getattr(torchvision.models, key)(weights=None, **TV_KW.get(key, {}))
     if key in DESIGNS:
         from rfcheck.loader import load_entries
-        for label, model, _ in load_entries(os.path.join(ROOT, "models")):
+        # real weights: the peers run the model (rfcheck's loader builds on the meta device by default)
+        for label, model, _ in load_entries(os.path.join(ROOT, "models"), meta=False):
             if label.endswith(DESIGNS[key].split("/", 1)[1]):
                 return model
         raise KeyError(key)
