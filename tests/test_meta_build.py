@@ -22,7 +22,7 @@ from rfcheck.metacopy import meta_copy
 ROOT = Path(__file__).resolve().parents[1]
 
 # one or two of every torchvision family (all 80 classifiers were checked the same way, in
-# about 70 s on 2 cores: set RFCHECK_TEST_ALL_TORCHVISION=1 to run them all)
+# about 50 s on 2 cores: set RFCHECK_TEST_ALL_TORCHVISION=1 to run them all)
 TORCHVISION = ["resnet18", "vgg11", "densenet121", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
                "regnet_y_400mf", "regnet_x_400mf", "shufflenet_v2_x0_5", "squeezenet1_1", "mnasnet0_5",
                "googlenet", "inception_v3", "convnext_tiny", "alexnet", "vit_b_16", "swin_t", "maxvit_t"]
