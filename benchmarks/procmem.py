@@ -1,4 +1,4 @@
-"""Memory readings of the current process from /proc (Linux), shared by the speed benchmarks:
+"""Memory readings of the current process from /proc (Linux), for the analyzer benchmark's children:
 a tool's peak is VmHWM after clear_refs reset it, minus the VmRSS before the call."""
 import re
 
