@@ -23,6 +23,17 @@ CODES: dict[str, Code] = {c.code: c for c in (
     Code("RF001", "unknown-config-key", "warning", "a config file key rfcheck does not know (ignored)"),
     Code("RF101", "unknown-op", "warning", "an op or module without a rule: the values after it are a guess, "
                                            "marked not exact"),
+    Code("RF102", "data-dependent", "warning", "control flow or a shape decided by tensor values (bool(), .item(), "
+                                               ".tolist(), nonzero): the trace took one branch; values after it are "
+                                               "not exact"),
+    Code("RF103", "batch-folded", "warning", "spatial positions folded into the batch dimension (x.view(-1, C) on a "
+                                             "map): one sample became several rows"),
+    Code("RF104", "bound-only", "warning", "a value is a bound, not exact (e.g. a size-dependent map too costly to "
+                                           "follow exactly)"),
+    Code("RF105", "untraceable-layout", "warning", "a tensor layout the tracer cannot follow (a reshape that mixes "
+                                                   "spatial positions with other dims)"),
+    Code("RF106", "empty-units", "info", "output units that read no input at all (a transposed conv with stride > "
+                                         "kernel)"),
     Code("RF201", "misaligned-merge", "warning", "branches merged with different jumps or RF centres"),
     Code("RF202", "partial-global-pool", "warning", "a pool reduces the map to 1x1 but its window misses "
                                                     "positions: not a global pool"),
@@ -30,7 +41,11 @@ CODES: dict[str, Code] = {c.code: c for c in (
     Code("RF204", "stride1-transposed", "info", "a stride-1 transposed conv: a padded conv, no RF booster"),
     Code("RF205", "padded-1x1", "warning", "a 1x1 conv with padding grows the map by a border of padding"),
     Code("RF206", "unproductive", "warning", "windowed layers after every unit already sees the whole input"),
+    Code("RF207", "non-uniform-jump", "info", "neighbouring units' RF centres are not evenly spaced (adaptive "
+                                              "pooling, resizing): the jump is their mean spacing"),
     Code("RF301", "unused-params", "warning", "parameters not used in forward but counted in the total"),
+    Code("RF302", "forward-mutates", "info", "the model's forward reassigns its own attributes (buffers, caches); "
+                                             "rfcheck restored them after the trace"),
 )}
 
 
