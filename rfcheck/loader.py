@@ -6,10 +6,13 @@ built with no arguments, under ``torch.device("meta")`` by default: the analysis
 shapes, and real random weights cost seconds and hundreds of MB on a large model."""
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 from contextlib import contextmanager
 from types import ModuleType
@@ -74,6 +77,50 @@ def _required_args(obj: Callable) -> list[str]:
                                                                   p.KEYWORD_ONLY)]
 
 
+def parse_call(spec: str, name: str) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """``Net(width=32)`` as ``("Net", (), {"width": 32})``: the builder's name and its arguments,
+    Python literals read with :func:`ast.literal_eval` (no code is run).  ``spec`` names the
+    error."""
+    if "(" not in name and ")" not in name:
+        return name, (), {}
+    head, _, rest = name.partition("(")
+    bad = f"model {spec!r}: bad builder arguments {('(' + rest)!r}"
+    if not rest.endswith(")") or not re.fullmatch(r"[A-Za-z_][\w.]*", head.strip()):
+        raise RFCheckError(f"{bad}: expected NAME(ARG, KEY=VALUE, ...) with Python literals, such as "
+                           "Net(width=32)")
+    try:
+        call = ast.parse(f"f({rest}", mode="eval").body
+    except SyntaxError as e:
+        raise RFCheckError(f"{bad}: {e.msg}; expected Python literals, such as Net(width=32)") from None
+    if not isinstance(call, ast.Call):
+        raise RFCheckError(f"{bad}: expected NAME(ARG, KEY=VALUE, ...)")
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        raise RFCheckError(f"{bad}: *args and **kwargs are not supported")
+
+    def literal(node: ast.AST) -> Any:
+        try:
+            return ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise RFCheckError(f"{bad}: {ast.unparse(node)} is not a Python literal (numbers, strings, "
+                               "True/False/None, tuples, lists, dicts; no code is run)") from None
+    return head.strip(), tuple(literal(a) for a in call.args), {k.arg: literal(k.value) for k in call.keywords}
+
+
+def _with_args(obj: Callable, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable:
+    return functools.partial(obj, *args, **kwargs) if args or kwargs else obj
+
+
+def _backbone_hint(obj: Callable, e: Exception) -> str:
+    """torchvision's segmentation/detection builders download backbone weights by default."""
+    try:
+        p = inspect.signature(obj).parameters.get("weights_backbone")
+    except (TypeError, ValueError):
+        return ""
+    if p is None or p.default is None:
+        return ""
+    return " (it downloads backbone weights by default: add (weights_backbone=None) to the spec to build it without)"
+
+
 def build(obj: Any, label: str, meta: bool = True, notes: list[str] | None = None) -> torch.nn.Module:
     """Call a class or factory with no arguments and check it gives a module.
 
@@ -88,15 +135,18 @@ def build(obj: Any, label: str, meta: bool = True, notes: list[str] | None = Non
         raise RFCheckError(f"{label} is a {type(obj).__name__}, not a model class or factory")
     missing = _required_args(obj)
     if missing:
-        raise RFCheckError(f"{label}() needs arguments ({', '.join(missing)}); rfcheck builds models with no "
-                           "arguments: give them defaults or point at a factory function that takes none")
+        raise RFCheckError(f"{label}{'' if label.endswith(')') else '()'} needs arguments ({', '.join(missing)}): "
+                           f"give them in the spec ({label.split('(')[0]}({missing[0]}=...)), give them defaults "
+                           "or point at a factory function that takes none")
     model, said = _build_on_meta(obj, label) if meta else (None, [])
     on_meta = model is not None
     if model is None:
         try:
             model = obj()
         except Exception as e:
-            raise RFCheckError(f"building {label}() failed: {type(e).__name__}: {e}") from e
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise RFCheckError(f"building {label}{'' if label.endswith(')') else '()'} failed: "
+                               f"{type(e).__name__}: {first}{_backbone_hint(obj, e)}") from e
     if not isinstance(model, torch.nn.Module):
         raise RFCheckError(f"{label}() returned a {type(model).__name__}, not a torch.nn.Module")
     real = _real_tensors(model) if on_meta else []
@@ -188,12 +238,20 @@ def load_entries(spec: str, all_models: bool = False, meta: bool = True,
         if not out:
             raise RFCheckError(f"model folder {spec}: no model defined in {', '.join(files)}")
         return out
-    return [(label, model, entry_for(obj)) for label, model, obj in _load_spec(spec, all_models, meta, notes)]
+    from .registry import Entry
+    return [(label, model, obj if isinstance(obj, Entry) else entry_for(obj))
+            for label, model, obj in _load_spec(spec, all_models, meta, notes)]
 
 
 def _load_spec(spec: str, all_models: bool, meta: bool,
                notes: list[str] | None) -> list[tuple[str, torch.nn.Module, Any]]:
     path, _, name = spec.partition(":") if not _is_windows_drive(spec) else (spec, "", "")
+    if not name and path.endswith(")") and "(" in path:
+        raise RFCheckError(f"model {spec!r}: builder arguments need a name: PATH.py:NAME(...) or "
+                           "package.module:NAME(...)")
+    name, args, kwargs = parse_call(spec, name)
+    if path == "timm":
+        return [_timm(spec, name, kwargs if not args else _no_positional(spec), meta, notes)]
     if path.endswith(".py") or os.sep in path or os.path.exists(path):
         module = _load_file(path)
         where = path
@@ -209,7 +267,8 @@ def _load_spec(spec: str, all_models: bool, meta: bool,
                 found = ", ".join(c.__name__ for c in _defined_models(module)) or "none"
                 raise RFCheckError(f"{where} has no {name!r}; models defined there: {found}")
             obj = getattr(obj, part)
-        return [(f"{where}:{name}", build(obj, f"{where}:{name}", meta, notes), obj)]
+        label = f"{where}:{name}" + (spec[spec.index("(", len(where)):] if args or kwargs else "")
+        return [(label, build(_with_args(obj, args, kwargs), label, meta, notes), obj)]
     classes = _defined_models(module)
     if not classes:
         raise RFCheckError(f"{where} defines no torch.nn.Module subclass; name a model with {where}:NAME")
@@ -225,6 +284,44 @@ def _load_spec(spec: str, all_models: bool, meta: bool,
                                "or use --all")
     c = classes[0]
     return [(f"{where}:{c.__name__}", build(c, f"{where}:{c.__name__}", meta, notes), c)]
+
+
+def _no_positional(spec: str) -> dict[str, Any]:
+    raise RFCheckError(f"model {spec!r}: timm models take keyword arguments only, such as timm:resnet18(drop_rate=0.1)")
+
+
+def _timm(spec: str, name: str, kwargs: dict[str, Any], meta: bool,
+          notes: list[str] | None) -> tuple[str, torch.nn.Module, Any]:
+    """``timm:NAME``: ``timm.create_model(NAME, pretrained=False, **kwargs)``, with the model's
+    default input size as its registry-like entry (the command line's --input-size wins)."""
+    if not name:
+        raise RFCheckError(f"model {spec!r}: expected timm:NAME, such as timm:resnet18")
+    try:
+        import timm
+    except ImportError:
+        raise RFCheckError(f"timm:{name} needs timm: pip install timm") from None
+    if not timm.is_model(name):
+        import difflib
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
+        raise RFCheckError(f"timm:{name}: timm has no model of that name{hint}")
+    label = spec if kwargs else f"timm:{name}"
+    factory = functools.partial(timm.create_model, name, pretrained=False, **kwargs)
+    model = build(factory, label, meta, notes)
+    from .registry import Entry
+    return label, model, Entry(label, factory, {}, _timm_input_size(model))
+
+
+def _timm_input_size(model: torch.nn.Module) -> tuple[int, ...] | None:
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    size = cfg.get("input_size") if isinstance(cfg, dict) else None
+    if not size:
+        try:
+            from timm.data import resolve_data_config
+            size = resolve_data_config({}, model=model).get("input_size")
+        except Exception:
+            size = None
+    return tuple(int(s) for s in size) if size else None
 
 
 def _is_windows_drive(spec: str) -> bool:
