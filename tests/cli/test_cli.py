@@ -3,7 +3,7 @@
 Most tests call ``rfcheck.cli.main([...])`` in-process (fast); a few run the ``rfcheck`` console
 script and ``python -m rfcheck`` in subprocesses to check they are the same program.
 
-Fixture models: ``tests/cli_models/`` (tiny.py, net1d.py, net3d.py: valid models whose numbers
+Fixture models: ``tests/cli/cli_models/`` (tiny.py, net1d.py, net3d.py: valid models whose numbers
 are derived by hand below); broken or odd model files are written to ``tmp_path`` by the tests.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from rfcheck import __version__
 from rfcheck.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NET = str(ROOT / "models" / "net.py")
 MODELS = Path(__file__).resolve().parent / "cli_models"
 TINY = str(MODELS / "tiny.py")
@@ -34,7 +34,7 @@ ERR = "rfcheck: error:"
 @pytest.fixture(autouse=True)
 def _outside_the_repo(tmp_path_factory, monkeypatch):
     """Run from a folder with no config file: this repository's setup.cfg holds the course
-    brief's rules (tests/test_config.py covers config files)."""
+    brief's rules (tests/unit/test_config.py covers config files)."""
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
@@ -444,7 +444,7 @@ def test_conv3d_model(capsys):
 
 
 # -- the tiny model: JSON and table against hand-derived numbers ---------------------------------
-# tests/cli_models/tiny.py on a 3x8x12 input (non-square, so the axes are checked apart):
+# tests/cli/cli_models/tiny.py on a 3x8x12 input (non-square, so the axes are checked apart):
 #   c1   Conv2d 3->4, 3x3 pad 1: RF 1 + (3-1)*1 = 3, jump 1*1 = 1, start 0 + ((3-1)/2 - 1)*1 = 0,
 #        output 4x8x12; params 3*4*9 + 4 = 112
 #   pool MaxPool2d(2) (k 2, s 2): RF 3 + (2-1)*1 = 4, jump 1*2 = 2, start 0 + ((2-1)/2 - 0)*1 = 0.5,
@@ -513,7 +513,7 @@ def test_rf_at(capsys):
 
 def test_rf_at_module_and_checks(capsys):
     # models/net.py: the output of block c2 (after its strided depthwise conv c2.3.0) has RF 27,
-    # jump 4 (tests/test_golden.py::test_bundled_net_hand_derivation)
+    # jump 4 (tests/golden/test_golden.py::test_bundled_net_hand_derivation)
     rc, out, _ = run(capsys, NET, "--rf-at", "c2", "--min-rf", "52")
     assert rc == 1
     assert "model RF: 27x27 (jump 4x4) at c2" in out
@@ -561,7 +561,7 @@ def both(*args: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedP
 
 
 def test_script_and_module_pass():
-    a, b = both("tests/cli_models/tiny.py", "--input-size", "3,8,12", "--max-params", "334", "--min-rf", "8")
+    a, b = both("tests/cli/cli_models/tiny.py", "--input-size", "3,8,12", "--max-params", "334", "--min-rf", "8")
     assert a.returncode == b.returncode == 0, (a.stderr, b.stderr)
     assert a.stdout == b.stdout and a.stderr == b.stderr == ""
     assert "[PASS] max_params: parameters 334 <= 334" in a.stdout
@@ -569,17 +569,17 @@ def test_script_and_module_pass():
 
 
 def test_script_and_module_fail_json():
-    a, b = both("tests/cli_models/tiny.py", "--format", "json", "--max-params", "333")
+    a, b = both("tests/cli/cli_models/tiny.py", "--format", "json", "--max-params", "333")
     assert a.returncode == b.returncode == 1
     assert a.stdout == b.stdout and a.stderr == b.stderr == ""
     assert json.loads(a.stdout)["checks"][0]["passed"] is False
 
 
 def test_script_and_module_error():
-    a, b = both("tests/cli_models/missing.py")
+    a, b = both("tests/cli/cli_models/missing.py")
     assert a.returncode == b.returncode == 2
     assert a.stdout == b.stdout == ""
-    assert a.stderr == b.stderr == f"{ERR} model file tests/cli_models/missing.py: no such file\n"
+    assert a.stderr == b.stderr == f"{ERR} model file tests/cli/cli_models/missing.py: no such file\n"
 
 
 def test_closed_pipe_is_not_a_traceback(tmp_path):

@@ -126,10 +126,10 @@ def test_plugin_help_lists_the_cli_rules(tmp_path):
 @pytest.mark.rfcheck(input_size=(3, 32, 32))
 def test_this_repository_uses_its_own_plugin(rfcheck):
     """The bundled design meets the course brief held in this repository's setup.cfg."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     try:
         from models.net import Net
     finally:
         sys.path.pop(0)
     report = rfcheck(Net())
-    assert report.rf.size == (67, 67)  # derived in tests/test_golden.py::test_bundled_net_hand_derivation
+    assert report.rf.size == (67, 67)  # derived in tests/golden/test_golden.py::test_bundled_net_hand_derivation

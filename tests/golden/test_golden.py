@@ -17,12 +17,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference import unit_boxes  # noqa: E402
+from rfcheck import SCHEMA_VERSION, RFCheckError, TraceError, analyze, register_function
+from tests.reference import unit_boxes
 
-from rfcheck import SCHEMA_VERSION, RFCheckError, TraceError, analyze, register_function  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 tv = pytest.importorskip("torchvision")
 
 F1, F2 = Fraction(1), Fraction(2)

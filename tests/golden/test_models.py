@@ -11,7 +11,7 @@ import torch
 from rfcheck.loader import load_entries
 from rfcheck.registry import register_model
 
-FOLDER = Path(__file__).resolve().parents[1] / "models"
+FOLDER = Path(__file__).resolve().parents[2] / "models"
 # model RF at the input of the global pool, derived by hand in each file's docstring
 HAND_RF = {"net": 67, "net_fashion": 53, "net_maxpool": 56, "net_tiny": 53, "net_transposed": 73}
 

@@ -1,6 +1,6 @@
 """CLI golden output: the whole table and markdown views of a tiny model, written by hand.
 
-tests/cli_models/tiny.py on 3x8x12: conv 3x3 p1 (3->4), max pool 2, conv 3x3 p1 (4->6).
+tests/cli/cli_models/tiny.py on 3x8x12: conv 3x3 p1 (3->4), max pool 2, conv 3x3 p1 (4->6).
 RF 3, 3+1*1 = 4, 4+2*2 = 8; jump 1, 2, 2; start 0, (0+1)/2 = 0.5, 0.5.  Params 3*4*9+4 = 112 and
 4*6*9+6 = 222 (334).  MACs 4*8*12 outputs x 27 taps = 10,368 and 6*4*6 x 36 = 5,184 (15,552).
 Advice for max_params 300: c2 as depthwise 4*9 = 36 + pointwise 4*6+6 = 30 -> 334-222+66 = 178;
@@ -14,7 +14,7 @@ import pytest
 
 from rfcheck.cli import main
 
-HERE = Path(__file__).resolve().parent / "cli_models"
+HERE = Path(__file__).resolve().parents[1] / "cli" / "cli_models"
 
 TABLE = """\
 layer    type       output    kernel    RF    RF min    jump    start    params    MACs    flags
@@ -93,7 +93,7 @@ def test_markdown_golden(capsys):
 
 
 def test_markdown_pass_for_the_bundled_net(capsys, monkeypatch):
-    monkeypatch.chdir(HERE.parents[1])
+    monkeypatch.chdir(HERE.parents[2])
     rc = main(["models/net.py", "--format", "markdown"])  # the brief from setup.cfg
     out = capsys.readouterr().out
     assert rc == 0 and "**PASS**: 6 of 6 rules hold" in out

@@ -9,7 +9,6 @@ upsampling factors so far, which is what we measure over).
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import ceil
@@ -21,11 +20,9 @@ import torch.nn as nn
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference import Clipped, ReferenceChain  # noqa: E402
-from reference import size as box_size
-
-from rfcheck import analyze  # noqa: E402
+from rfcheck import analyze
+from tests.reference import Clipped, ReferenceChain
+from tests.reference import size as box_size
 
 CAP = {1: 4000, 2: 160}      # largest input per axis
 DOWN_CAP = {1: 48, 2: 8}     # largest product of strides per axis
@@ -590,7 +587,7 @@ def test_two_branch_2d(pre, br_a, br_b, how, post, c):
 
 # -- the reference itself, on hand-derived cases ----------------------------------------------------
 def test_reference_on_hand_derived_boxes():
-    from reference import chain_boxes, unit_boxes
+    from tests.reference import chain_boxes, unit_boxes
     # conv k=3 p=1: unit o reads o-1 .. o+1
     assert unit_boxes(nn.Conv1d(2, 3, 3, padding=1), (2, 50), [(10,)]) == [((9, 11),)]
     # max pool 2: unit o reads 2o .. 2o+1 (all of the window, not just the argmax)
@@ -610,7 +607,7 @@ def test_reference_on_hand_derived_boxes():
 
 
 def test_reference_copy_leaves_model_alone():
-    from reference import positive_copy
+    from tests.reference import positive_copy
     m = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(inplace=True), nn.MaxPool2d(2)).train()
     before = {k: v.clone() for k, v in m.state_dict().items()}
     p = positive_copy(m)

@@ -19,7 +19,7 @@ from rfcheck.loader import load as load_models  # noqa: E402
 from training import checkpoint  # noqa: E402
 from training import evaluate as evaluate_cli  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CKPT = ROOT / "benchmarks" / "results" / "net_cifar10.pt"
 REAL_ARCHIVE = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 

@@ -19,7 +19,7 @@ from PIL import Image  # noqa: E402
 from training import evaluate as evaluate_cli  # noqa: E402
 from training import train as train_cli  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SMALL = '''
 import torch.nn as nn

@@ -19,7 +19,7 @@ from PIL import Image  # noqa: E402
 from training import augment, data  # noqa: E402
 from training.data import DataError  # noqa: E402
 
-REAL_ARCHIVE = Path(__file__).resolve().parents[2] / "shared/datasets/cifar10-jpeg.tar.gz"
+REAL_ARCHIVE = Path(__file__).resolve().parents[3] / "shared/datasets/cifar10-jpeg.tar.gz"
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CLASSES = ["bird", "cat", "dog"]          # written in a non-sorted order below to check the sorting
 

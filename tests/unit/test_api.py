@@ -21,7 +21,7 @@ from rfcheck.options import DEFAULT_INPUT_SIZE, SettingsError, resolve
 from rfcheck.registry import Entry
 from rfcheck.render import markdown, text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "rfcheck"
 
 

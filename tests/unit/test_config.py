@@ -10,8 +10,8 @@ import pytest
 from rfcheck import config as cfgmod
 from rfcheck.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = str(Path(__file__).resolve().parent / "cli_models" / "tiny.py")
+ROOT = Path(__file__).resolve().parents[2]
+TINY = str(ROOT / "tests" / "cli" / "cli_models" / "tiny.py")
 # tiny.py: conv 3x3 p1 (4 ch) -> max pool 2 -> conv 3x3 p1 (6 ch); on 3x8x12: RF 8, params 112 + 222 = 334
 
 

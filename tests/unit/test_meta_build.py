@@ -19,7 +19,7 @@ from rfcheck.errors import RFCheckError
 from rfcheck.loader import build, load, load_entries
 from rfcheck.metacopy import meta_copy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # one or two of every torchvision family (all 80 classifiers were checked the same way, in
 # about 50 s on 2 cores: set RFCHECK_TEST_ALL_TORCHVISION=1 to run them all)

@@ -1,4 +1,4 @@
-"""CLI fixture: a tiny 2D net whose RF, jump and start are derived by hand in tests/test_cli.py.
+"""CLI fixture: a tiny 2D net whose RF, jump and start are derived by hand in tests/cli/test_cli.py.
 
 conv 3x3 pad 1 (3 -> 4) -> max pool 2 -> conv 3x3 pad 1 (4 -> 6); 112 + 222 = 334 parameters.
 """
