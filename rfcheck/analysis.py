@@ -29,7 +29,7 @@ def analyze(model: torch.nn.Module, input_size: Optional[Sequence[int]] = None,
     if not isinstance(model, torch.nn.Module):
         raise RFCheckError(f"expected a torch.nn.Module, got {type(model).__name__}")
     op_rules = _op_rules(rules)
-    metas = _meta_inputs(input_size, inputs)
+    metas = _meta_inputs(input_size, inputs, model)
     size = tuple(metas[0].shape[1:])
     # the analysis allocates many small, acyclic objects per layer: with the cyclic garbage
     # collector on, its full collections (which walk every object of the process) start to
@@ -40,7 +40,7 @@ def analyze(model: torch.nn.Module, input_size: Optional[Sequence[int]] = None,
         try:
             graph = trace(model, metas, op_rules)
         except TraceError as e:
-            raise TraceError(_layout_hint(str(e), size)) from e.__cause__
+            raise TraceError(_layout_hint(str(e), size, model)) from e.__cause__
         if not graph.outputs:
             raise RFCheckError("the model's output does not depend on its input (nothing to analyse)")
         return build_report(graph, name or type(model).__name__, size, rf_at)
@@ -60,7 +60,18 @@ def _op_rules(rules) -> Optional[dict]:
     return dict(rules)
 
 
-def _meta_inputs(input_size, inputs) -> list[torch.Tensor]:
+def _model_dtype(model: Optional[torch.nn.Module]) -> torch.dtype:
+    """The dtype of the model's first floating parameter (or buffer), else float32: a model in
+    half, bfloat16 or float64 is traced in its own dtype."""
+    if model is not None:
+        for t in (*model.parameters(), *model.buffers()):
+            if t.is_floating_point():
+                return t.dtype
+    return torch.float32
+
+
+def _meta_inputs(input_size, inputs, model: Optional[torch.nn.Module] = None) -> list[torch.Tensor]:
+    dtype = _model_dtype(model)
     if inputs is not None:
         ts = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
         if not ts or not all(isinstance(t, torch.Tensor) for t in ts):
@@ -68,8 +79,7 @@ def _meta_inputs(input_size, inputs) -> list[torch.Tensor]:
         if ts[0].ndim < 3:
             raise RFCheckError(f"example input of shape {tuple(ts[0].shape)}: expected N, C and at least one "
                                "spatial dim")
-        return [torch.empty(t.shape, dtype=t.dtype if t.is_floating_point() else torch.float32, device="meta")
-                for t in ts]
+        return [torch.empty(t.shape, dtype=dtype, device="meta") for t in ts]
     if input_size is None:
         from .options import DEFAULT_INPUT_SIZE
         input_size = DEFAULT_INPUT_SIZE
@@ -80,10 +90,35 @@ def _meta_inputs(input_size, inputs) -> list[torch.Tensor]:
     if len(size) < 2 or any(s < 1 for s in size):
         raise RFCheckError(f"input size {','.join(map(str, size))}: expected channels then 1 to 3 spatial "
                            "sizes, all >= 1 (e.g. 3,32,32)")
-    return [torch.empty((1,) + size, device="meta")]
+    return [torch.empty((1,) + size, dtype=dtype, device="meta")]
 
 
-def _layout_hint(msg: str, size: tuple[int, ...]) -> str:
+def _first_layer_hint(msg: str, size: tuple[int, ...], model: Optional[torch.nn.Module]) -> Optional[str]:
+    """A leading batch dim (the torchinfo habit: 1,3,32,32) or a wrong channel count, judged
+    from the first conv the forward pass failed in."""
+    where = re.search(r"forward failed in (\S+) \((\w+)\)", msg)
+    if model is None or where is None:
+        return None
+    try:
+        layer = model.get_submodule(where.group(1))
+    except (AttributeError, ValueError):
+        return None
+    first = next((m for m in model.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)), None)
+    want = getattr(layer, "in_channels", None)
+    if layer is not first or not isinstance(want, int):
+        return None
+    spatial = len(layer.kernel_size)
+    text = ",".join(map(str, size))
+    said = f"the first layer ({where.group(1)}, {where.group(2)}) expects {want} channel{'s' if want != 1 else ''}"
+    if len(size) == spatial + 2 and size[0] == 1:
+        return (f"input size {text}: rfcheck's input size has no batch dimension; {said}: try --input-size "
+                f"{','.join(map(str, size[1:]))} ({msg})")
+    if len(size) == spatial + 1 and size[0] != want:
+        return f"input size {text}: {said}, not {size[0]}: try --input-size {','.join(map(str, (want, *size[1:])))} ({msg})"
+    return None
+
+
+def _layout_hint(msg: str, size: tuple[int, ...], model: Optional[torch.nn.Module] = None) -> str:
     m = re.search(r"to have (\d+) channels, but got (\d+) channels", msg)
     fixed = ",".join(map(str, (size[-1],) + size[:-1]))
     if m and len(size) >= 3 and size[-1] == int(m.group(1)) and size[0] != int(m.group(1)):
@@ -93,6 +128,11 @@ def _layout_hint(msg: str, size: tuple[int, ...]) -> str:
     if not m and "channel" in msg.lower() and len(size) >= 3 and size[-1] <= 4 < size[0]:
         return (f"input size {','.join(map(str, size))} looks channels-last; rfcheck expects channels first "
                 f"(C,H,W): try --input-size {fixed} ({msg})")
+    hint = _first_layer_hint(msg, size, model)
+    if hint:
+        return hint
+    if re.search(r"forward\(\) missing \d+ required positional argument", msg):
+        return f"{msg}: for a model with several inputs give one --input-size per forward argument"
     return msg
 
 

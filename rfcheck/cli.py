@@ -28,11 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
                "pyproject.toml (the nearest one, walking up from the current directory); the command line wins. "
                "exit codes: 0 all rules hold, 1 a rule fails, 2 the model could not be loaded or analysed.")
     p.add_argument("models", nargs="+", metavar="model",
-                   help="PATH.py, PATH.py:NAME or package.module:NAME (a class or a factory returning a module, "
-                        "built with no arguments); several may be given")
-    p.add_argument("--input-size", type=argparse_type(parse_size), default=None, metavar="C,H,W",
+                   help="PATH.py, PATH.py:NAME, package.module:NAME (a class or a factory returning a module, "
+                        "built with no arguments) or timm:NAME; NAME(ARGS) passes Python literals to it "
+                        "(\"models/net.py:Net(width=32)\"); several may be given")
+    p.add_argument("--input-size", type=argparse_type(parse_size), default=None, metavar="C,H,W", action="append",
                    help="one sample's size, channels first, no batch dim (default 3,32,32; 1D: 2,128; "
-                        "3D: 2,8,32,32)")
+                        "3D: 2,8,32,32; timm:NAME: the model's own). Repeat it once per forward argument for a "
+                        "model with several inputs (--input-size 3,64,64 --input-size 3,64,64): the first "
+                        "input's geometry is the one analysed")
     p.add_argument("--format", choices=FORMATS, default=None, help="output format")
     p.add_argument("--all", action="store_true", help="analyse every model class defined in PATH.py")
     p.add_argument("--rf-at", metavar="LAYER", default=None,
@@ -76,6 +79,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .design import run_check
         from .loader import load_entries
         from .render import json_text, markdown, text
+        sizes = list(args.input_size or [])
+        args.input_size = sizes[0] if sizes else None
+        if args.plot:
+            check_output_path("--plot", args.plot)
         config = _config(args)
         command_line = from_namespace(args, [*RULES, *OPTIONS])
         fmt = resolve(config=config, command_line=command_line).format
@@ -84,7 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for spec in args.models:
             for label, model, entry in load_entries(spec, all_models=args.all, notes=notes):
                 settings = resolve(config=config, design=entry, command_line=command_line)
-                checks.append(run_check(model, settings, name=label))
+                checks.append(run_check(model, settings, name=label, inputs=_inputs(sizes)))
         if args.debug:
             for n in notes:
                 print(f"rfcheck: debug: {n}", file=sys.stderr)
@@ -114,6 +121,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # `rfcheck ... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_FAIL if any(not c.passed for c in checks) else EXIT_OK
+
+
+def _inputs(sizes: list[tuple[int, ...]]) -> Any:
+    """One meta tensor per forward argument when --input-size is repeated, else None."""
+    if len(sizes) < 2:
+        return None
+    import torch
+    return [torch.empty((1, *s), device="meta") for s in sizes]
+
+
+def check_output_path(option: str, path: str, folder: bool = False) -> None:
+    """Fail now, naming the option and the path, if ``path`` cannot be written: its folder
+    (for ``folder``, the nearest existing one) must exist and be writable, and the path must
+    not be a folder (or, for ``folder``, a file)."""
+    p = Path(path).expanduser()
+    if folder:
+        if p.exists() and not p.is_dir():
+            raise RFCheckError(f"{option} {path}: exists and is not a folder")
+        parent = p
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    else:
+        if p.is_dir():
+            raise RFCheckError(f"{option} {path}: is a folder, expected a file name")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.exists():
+            raise RFCheckError(f"{option} {path}: folder {parent} does not exist")
+    if not parent.is_dir():
+        raise RFCheckError(f"{option} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RFCheckError(f"{option} {path}: folder {parent} is not writable")
 
 
 def _numbered(path: str, i: int) -> str:
