@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rfcheck import SCHEMA_VERSION, RFCheckError, TraceError, analyze, register_function
+from tests.models import Flip
 from tests.reference import unit_boxes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -277,13 +278,8 @@ def test_unused_parameters_are_reported():
 
 
 # -- never silently wrong ------------------------------------------------------------------------
-class Flip(nn.Module):
-    def forward(self, x):
-        return torch.flip(x, [2])
-
-
 def test_unknown_op_is_reported_by_name():
-    r = analyze(nn.Sequential(nn.Conv2d(3, 4, 3), Flip(), nn.Conv2d(4, 4, 3)), (3, 16, 16))
+    r = analyze(nn.Sequential(nn.Conv2d(3, 4, 3), Flip(2), nn.Conv2d(4, 4, 3)), (3, 16, 16))
     flip = r.layer("1")
     assert flip.unknown and not flip.exact
     assert not r.layer("2").exact and r.layer("0").exact
@@ -303,7 +299,7 @@ def test_registered_rule_replaces_unknown():
         call.note("test rule")
         return call.merge(call.out)
     try:
-        r = analyze(nn.Sequential(nn.Conv2d(3, 4, 3), Flip()), (3, 16, 16))
+        r = analyze(nn.Sequential(nn.Conv2d(3, 4, 3), Flip(2)), (3, 16, 16))
         assert len(calls) == 1 and not r.layer("1").unknown and r.exact
     finally:
         from rfcheck.ops import FUNCTION_RULES

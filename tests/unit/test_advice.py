@@ -8,9 +8,8 @@ output elements x in/groups x kernel volume.
 """
 from __future__ import annotations
 
+import inspect
 import json
-import sys
-import textwrap
 from dataclasses import dataclass, field
 
 import pytest
@@ -23,6 +22,7 @@ from rfcheck.advice import suggest
 from rfcheck.cli import main
 from rfcheck.rules import CheckResult, parse_rules, run_checks
 from rfcheck.suggestion import Suggestion
+from tests.models import head
 
 
 @dataclass
@@ -351,11 +351,7 @@ def test_min_dws_advice_explains_a_grouped_conv_beside_a_depthwise_one():
 
 
 # -- require_gap ---------------------------------------------------------------------------------------------------
-def head(pool: nn.Module) -> nn.Sequential:
-    """conv 3x3 p1 on 3x4x4 (RF 3), pool, flatten, Linear 8 -> 10; params 224 + 90 = 314."""
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), pool, nn.Flatten(), nn.Linear(8, 10))
-
-
+# head(pool) (tests/models.py): conv 3x3 p1 on 3x4x4 (RF 3), pool, flatten, Linear 8 -> 10; params 224 + 90 = 314.
 @pytest.mark.parametrize("pool", [nn.AvgPool2d((3, 3)), nn.AdaptiveMaxPool2d(1)], ids=["avgpool3x3", "globalmax"])
 def test_require_gap_advice_replaces_the_pool(pool):
     model = head(pool)
@@ -398,42 +394,18 @@ def test_passing_rules_get_no_advice():
 
 
 # -- the advice in the CLI --------------------------------------------------------------------------------------------
-MODEL_FILE = '''
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
-
-class Stack(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
-        self.pool = nn.MaxPool2d(2)
-        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
-        self.c3 = nn.Conv2d(8, 8, 3, padding=1)
-        self.gap = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(8, 10)
-
-    def forward(self, x):
-        x = self.pool(F.relu(self.c1(x)))
-        x = F.relu(self.c3(F.relu(self.c2(x))))
-        return self.fc(torch.flatten(self.gap(x), 1))
-'''
+# the file the CLI reads holds Stack above, as written here
+MODEL_FILE = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\n" + inspect.getsource(Stack)
 
 CLI_RULES = ["--min-rf", "16", "--min-dilated", "1", "--max-params", "1000", "--require-gap"]
 
 
 @pytest.fixture
-def model_file(tmp_path, monkeypatch):
+def model_file(tmp_path, monkeypatch, restore_import_state):
     monkeypatch.chdir(tmp_path)
-    path, modules = list(sys.path), set(sys.modules)
     p = tmp_path / "stack_model.py"
-    p.write_text(textwrap.dedent(MODEL_FILE))
-    yield str(p)
-    sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        if name.startswith("_rfcheck_user_"):
-            del sys.modules[name]
+    p.write_text(MODEL_FILE)
+    return str(p)
 
 
 def expected_advice() -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ from rfcheck.diagnostics import CODES, markdown_table
 from rfcheck.options import DEFAULT_INPUT_SIZE, SettingsError, resolve
 from rfcheck.registry import Entry
 from rfcheck.render import markdown, text
+from tests.models import Flip
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "rfcheck"
@@ -146,13 +147,8 @@ def test_codes_are_stable():
 
 
 # -- per-analysis op rules ----------------------------------------------------------------------------------
-class Flip(nn.Module):
-    def forward(self, x):
-        return torch.flip(x, [3])
-
-
 def test_op_rules_for_one_analysis_leave_the_global_table_alone():
-    model = nn.Sequential(nn.Conv2d(1, 1, 3), Flip(), nn.Conv2d(1, 1, 3))
+    model = nn.Sequential(nn.Conv2d(1, 1, 3), Flip(3), nn.Conv2d(1, 1, 3))
     assert not rfcheck.analyze(model, (1, 9, 9)).exact  # torch.flip has no rule
     # flipping W keeps every unit's RF size and jump; a rule saying "pointwise" is right for sizes
     by_module = rfcheck.analyze(model, (1, 9, 9), rules={Flip: lambda module, call: call.merge()})

@@ -18,6 +18,7 @@ from rfcheck import Report, analyze
 from rfcheck.rules import RULES as TABLE
 from rfcheck.rules import parse_count, parse_rules, run_checks
 from rfcheck.testing import assert_design
+from tests.models import head
 
 RULES = ("min_rf", "max_rf", "max_params", "max_macs", "require_gap", "min_dws", "min_dilated", "min_transposed",
          "min_depthwise", "forbid", "blocks", "input_fraction", "strict")
@@ -90,9 +91,16 @@ class Strided(nn.Module):
         return self.c(self.b(self.a(x)))
 
 
-def head(pool: nn.Module, channels: int = 8) -> nn.Sequential:
-    """conv 3x3 p1 on a 3x4x4 input (r = 3), then ``pool``, flatten and a Linear."""
-    return nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), pool, nn.Flatten(), nn.Linear(channels, 10))
+class Flipped(nn.Module):
+    """torch.flip along W (unknown to rfcheck), then conv 3x3 p1 (3 -> 4): the conv alone gives r = 3,
+    and nothing from the flip on is exact."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.c(torch.flip(x, (3,)))
 
 
 # -- min_rf / max_rf ----------------------------------------------------------------------------------
@@ -138,15 +146,7 @@ def test_max_rf_passes_and_fails():
 
 
 def test_rf_rules_say_when_not_exact():
-    class Flip(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c = nn.Conv2d(3, 4, 3, padding=1)
-
-        def forward(self, x):
-            return self.c(torch.flip(x, (3,)))
-
-    r = one(Flip(), (3, 8, 8), min_rf=3)   # the conv alone gives 3; flip is unknown to rfcheck
+    r = one(Flipped(), (3, 8, 8), min_rf=3)   # the conv alone gives 3; flip is unknown to rfcheck
     assert r.passed and "NOT exact" in r.message
 
 
@@ -482,15 +482,6 @@ def test_input_fraction_names_unproductive_layers():
 
 
 # -- strict -----------------------------------------------------------------------------------------------------------
-class Flipped(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c = nn.Conv2d(3, 4, 3, padding=1)
-
-    def forward(self, x):
-        return self.c(torch.flip(x, (3,)))
-
-
 def test_strict_fails_with_an_unknown_op():
     r = one(Flipped(), (3, 8, 8), strict=True)
     assert not r.passed and r.value is False and r.limit is True
