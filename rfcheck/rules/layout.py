@@ -2,10 +2,12 @@
 top-level blocks; and what to change when one fails."""
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from typing import Optional
 
+from ..errors import RFCheckError
 from ..report import Layer, Report
 from ..suggestion import Change, Suggestion
 from .base import CheckResult, Rule, axes, fmt
@@ -110,7 +112,50 @@ def type_matches(pattern: str, layer: Layer) -> bool:
     return bool(layer.kind and _norm(layer.kind) == p)
 
 
+class UnknownTypeError(RFCheckError, ValueError):
+    """A --forbid type that names nothing rfcheck knows and nothing in the model (a typo)."""
+
+
+def _known_names() -> list[str]:
+    """torch.nn module types, the functional ops rfcheck has rules for and the layer kinds."""
+    import torch.nn as nn
+
+    from ..ops import FUNCTION_RULES
+    mods = [n for n, o in vars(nn).items() if isinstance(o, type) and issubclass(o, nn.Module)]
+    return sorted({*mods, *FUNCTION_RULES, *KINDS})
+
+
+#: the layer kinds the analysis gives (Layer.kind)
+KINDS = ("conv", "conv_transpose", "max_pool", "avg_pool", "lp_pool", "linear", "pointwise", "upsample", "attention",
+         "matmul", "merge", "mix", "pad", "pixel_shuffle", "pixel_unshuffle", "reduce", "reshape", "slice", "split")
+
+
+def _names_match(pattern: str, name: str) -> bool:
+    p, t = _norm(pattern), _norm(name)
+    return fnmatch.fnmatchcase(t, p) or bool(re.fullmatch(re.escape(p) + r"[123]d", t))
+
+
+def check_forbid_types(types: tuple[str, ...], report: Report) -> None:
+    """Raise, naming the option and the value, for a type that matches no torch.nn module type,
+    no functional op rfcheck knows, no layer kind and nothing in the model (did-you-mean)."""
+    in_model = {l.type for l in report.layers} | {b.type for b in report.blocks} | \
+        {l.kind for l in report.layers if l.kind}
+    known = None
+    for t in types:
+        if any(_names_match(t, n) for n in in_model):
+            continue
+        known = known if known is not None else _known_names()
+        if any(_names_match(t, n) for n in known):
+            continue
+        close = difflib.get_close_matches(_norm(t), [_norm(n) for n in known], n=1, cutoff=0.7)
+        by_norm = {_norm(n): n for n in sorted(known, key=lambda n: n[:1].isupper())}  # MaxPool2d over max_pool2d
+        hint = f" (did you mean {by_norm[close[0]]!r}?)" if close else ""
+        raise UnknownTypeError(f"forbid {t!r}: no torch.nn module type, functional op or layer kind of that name, "
+                               f"and nothing in the model matches it{hint}")
+
+
 def forbid(report: Report, types: tuple[str, ...]) -> CheckResult:
+    check_forbid_types(types, report)
     hits = [l for l in report.layers if any(type_matches(t, l) for t in types)]
     passed = not hits
     if passed:
