@@ -181,6 +181,11 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
             warnings.append(Diagnostic.of(
                 "RF205", n.name, f"{n.name} ({n.type}) is a 1x1 conv with padding {_fmt_tuple(n.info['padding'])}: "
                 "it adds a border of padding-only units and grows the map by 2*padding"))
+        share = _empty_share(n)
+        if share and not any(_empty_share(by_index[i]) for i in n.inputs if i in by_index):
+            warnings.append(Diagnostic.of(
+                "RF106", n.name, f"{n.name} ({n.type}): {share:.0%} of its output units read no input at all "
+                "(a stride larger than the kernel leaves gaps); RF min counts the smallest non-empty RF"))
     if graph.unused_params:
         shown = ", ".join(graph.unused_params[:5]) + (" ..." if len(graph.unused_params) > 5 else "")
         warnings.append(Diagnostic.of(
@@ -245,6 +250,15 @@ def _sees_everything(n: Node, input_size: tuple[int, ...]) -> bool:
     return True
 
 
+def _empty_share(n: Node) -> float:
+    """The share of a layer's output units that depend on no input (0 when every unit does)."""
+    full = 1.0
+    for g in n.state.geo.values():
+        if g.env.period > 1 and g.size and g.global_at is None:
+            full *= 1 - g.env.empty_units(g.size) / g.size
+    return 1 - full
+
+
 def _blocks(graph: Graph, by_index: dict[int, Node], layers: list[Layer]) -> list[Block]:
     by_name = {l.name: l for l in layers}
     blocks = []
@@ -278,8 +292,8 @@ def _layer(n: Node, nodes: list[Node], batch: int = 1) -> Layer:
     for a in axes:  # (one loop, no generators: this runs for every layer)
         g = geo[a]
         e = g.env
-        rf.append(e.size_max)
-        rf_min.append(g.short.size_min)
+        rf.append(g.rf)
+        rf_min.append(g.rf_min)
         jump.append(e.jump)
         start.append(e.start)
         phase = phase or e.phase_dependent
@@ -321,19 +335,19 @@ def _model_rf_raw(out_index: int, st: TensorState, nodes: list[Node], by_index: 
             raise RFCheckError(f"--rf-at {rf_at}: no such layer{hint} (see the table's name column)")
         n = match[0]
         geo = [n.state.geo[a] for a in _axes(n.state)]
-        return ModelRF(tuple(g.env.size_max for g in geo), rf_at, n.state.exact,
-                       min=tuple(g.short.size_min for g in geo), jump=tuple(g.env.jump for g in geo))
+        return ModelRF(tuple(g.rf for g in geo), rf_at, n.state.exact,
+                       min=tuple(g.rf_min for g in geo), jump=tuple(g.env.jump for g in geo))
     geo = [st.geo[a] for a in _axes(st)]
     if geo and all(g.global_at is not None for g in geo):
         befores = [g.before for g in geo]
         at_nodes = [by_index[g.global_at] for g in geo]
         names = sorted({n.name for n in at_nodes}, key=lambda s: [n.name for n in nodes].index(s))
-        return ModelRF(tuple(b.env.size_max for b in befores), ", ".join(names), st.exact,
-                       min=tuple(b.short.size_min for b in befores), jump=tuple(b.env.jump for b in befores),
-                       with_global=tuple(g.env.size_max for g in geo), global_layer=", ".join(names),
+        return ModelRF(tuple(b.rf for b in befores), ", ".join(names), st.exact,
+                       min=tuple(b.rf_min for b in befores), jump=tuple(b.env.jump for b in befores),
+                       with_global=tuple(g.rf for g in geo), global_layer=", ".join(names),
                        gated=any(b.gated for b in befores))
-    return ModelRF(tuple(g.env.size_max for g in geo), nodes[out_index].name, st.exact,
-                   min=tuple(g.short.size_min for g in geo), jump=tuple(g.env.jump for g in geo),
+    return ModelRF(tuple(g.rf for g in geo), nodes[out_index].name, st.exact,
+                   min=tuple(g.rf_min for g in geo), jump=tuple(g.env.jump for g in geo),
                    gated=any(g.gated for g in geo))
 
 

@@ -90,6 +90,25 @@ class Envelope:
     def size_min(self) -> int:
         return self._size0() if self.period == 1 else min(self.sizes(), default=0)
 
+    # -- over the units that exist (a map of n units may hold fewer than one period) ----
+    def size_max_in(self, n: int) -> int:
+        """The largest RF among output units 0 .. n-1."""
+        if self.period == 1 or n >= self.period:
+            return self.size_max
+        return max((h - l + 1 for l, h in zip(self.lo[:n], self.hi[:n]) if l is not None), default=0)
+
+    def size_min_in(self, n: int) -> int:
+        """The smallest non-empty RF among output units 0 .. n-1."""
+        if self.period == 1 or n >= self.period:
+            return self.size_min
+        return min((h - l + 1 for l, h in zip(self.lo[:n], self.hi[:n]) if l is not None), default=0)
+
+    def empty_units(self, n: int) -> int:
+        """How many of output units 0 .. n-1 read no input at all."""
+        if self.period == 1:
+            return n if self.lo[0] is None else 0
+        return sum(len(range(r, n, self.period)) for r, l in enumerate(self.lo) if l is None)
+
     @cached_property
     def start(self) -> Optional[Fraction]:
         """Centre of output unit 0's RF in input coordinates."""
@@ -297,6 +316,16 @@ class AxisGeo:
     @classmethod
     def input(cls, size: int) -> "AxisGeo":
         return cls(IDENTITY, IDENTITY, size)
+
+    @property
+    def rf(self) -> int:
+        """The RF: the largest over paths and over the units that exist."""
+        return self.env.size_max_in(self.size)
+
+    @property
+    def rf_min(self) -> int:
+        """The smallest non-empty RF over paths and existing units."""
+        return self.short.size_min_in(self.size)
 
     def apply(self, window: Envelope, size: int) -> "AxisGeo":
         # (the constructor, not dataclasses.replace: this runs twice per layer and axis)

@@ -1,0 +1,93 @@
+"""Size-dependent maps (adaptive pooling, resizing to a size) followed by windowed ops, and
+transposed convs whose units read nothing, against the brute-force dependency oracle.
+
+Before: the RF was the maximum over one "period" of the composed map, which can hold output
+units that do not exist (a 2-unit map with a period of 3 or 5)."""
+from __future__ import annotations
+
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rfcheck
+from tests.oracle import rf_sizes, unit_intervals
+
+
+def rf(model, shape) -> tuple[int, int]:
+    r = rfcheck.analyze(model, shape)
+    layer = r.layers[-1]
+    return layer.rf[0], layer.rf_min[0]
+
+
+def truth(model, shape) -> tuple[int, int]:
+    sizes = [s for s in rf_sizes(model, shape) if s]
+    return max(sizes), min(sizes)
+
+
+def test_adaptive_pool_then_conv():
+    # pool 7 -> 3: units read [0,2], [2,4], [4,6]; conv k2 makes 2 units: [0,4] and [2,6], RF 5 each
+    m = nn.Sequential(nn.AdaptiveAvgPool1d(3), nn.Conv1d(1, 1, 2))
+    assert unit_intervals(m, (1, 7)) == [(0, 4), (2, 6)]
+    assert rf(m, (1, 7)) == (5, 5) == truth(m, (1, 7))
+    assert rfcheck.analyze(m, (1, 7)).rf.size == (5,)
+
+
+def test_upsample_align_corners_then_conv():
+    # conv k4 on 5: 2 units [0,3], [1,4]; x3 with align_corners: 6 units sampling 0, 0.2, ..., 1;
+    # conv k5 on them: 2 units, each reading both conv units: the whole input, RF 5
+    m = nn.Sequential(nn.Conv1d(1, 1, 4), nn.Upsample(scale_factor=3, mode="linear", align_corners=True),
+                      nn.Conv1d(1, 1, 5))
+    assert unit_intervals(m, (1, 5)) == [(0, 4), (0, 4)]
+    assert rf(m, (1, 5)) == (5, 5)
+
+
+class ResizeTo(nn.Module):
+    def __init__(self, size: int, mode: str, align_corners=None):
+        super().__init__()
+        self.size, self.mode, self.align_corners = size, mode, align_corners
+
+    def forward(self, x):
+        return F.interpolate(x, size=self.size, mode=self.mode, align_corners=self.align_corners)
+
+
+def test_interpolate_to_a_size_with_a_non_integer_ratio():
+    m = nn.Sequential(ResizeTo(5, "linear"), nn.Conv1d(1, 1, 2))
+    assert rf(m, (1, 7)) == truth(m, (1, 7))
+
+
+# measured without a margin (the maps depend on the input size), so only ops that never read
+# outside their input: no padding, and linear resizing only with align_corners (without it, a
+# border unit of an upsampling reads a virtual neighbour, which rfcheck counts, as it counts
+# padding, and the unpadded oracle cannot see)
+LAYERS = st.one_of(
+    st.builds(lambda n: nn.AdaptiveAvgPool1d(n), st.integers(1, 6)),
+    st.builds(lambda n: ResizeTo(n, "linear", align_corners=True), st.integers(2, 9)),
+    st.builds(lambda n: ResizeTo(n, "nearest"), st.integers(2, 9)),
+    st.builds(lambda f: nn.Upsample(scale_factor=f, mode="linear", align_corners=True), st.integers(2, 3)),
+    st.builds(lambda k, s: nn.Conv1d(1, 1, k, stride=s), st.integers(1, 3), st.integers(1, 2)),
+    st.builds(lambda k, s: nn.AvgPool1d(k, stride=s), st.integers(1, 3), st.integers(1, 2)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(LAYERS, min_size=2, max_size=4), st.integers(5, 11))
+def test_random_size_dependent_chains_match_the_oracle(layers, n):
+    m = nn.Sequential(*layers)
+    try:
+        m(__import__("torch").zeros(1, 1, n))
+    except RuntimeError:  # a window larger than its input: not a net
+        return
+    assert rf(m, (1, n)) == truth(m, (1, n))
+
+
+def test_transposed_conv_units_that_read_nothing():
+    # ConvTranspose1d k2 s3 on 5: 14 units; unit o reads input (o - k)/3 for k in {0, 1} when
+    # divisible, so o = 2, 5, 8, 11 read nothing: 4 of 14 (29%); every other unit reads one input
+    m = nn.Sequential(nn.ConvTranspose1d(1, 1, 2, stride=3))
+    sizes = rf_sizes(m, (1, 5))
+    assert sizes.count(0) == 4 and set(sizes) == {0, 1}
+    r = rfcheck.analyze(m, (1, 5))
+    assert r.layers[0].rf == (1,) and r.layers[0].rf_min == (1,)  # the smallest non-empty RF
+    (w,) = [w for w in r.warnings if w.code == "RF106"]
+    assert w.layer == "0" and "29% of its output units read no input" in w.message
