@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from .report import Layer, Report
 from .rules import RULES, CheckResult, run_checks
-from .suggestion import Change, Suggestion, swap_in, swap_out
+from .suggestion import Change, Suggestion, is_noop, swap_in, swap_out
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 #: when no single change makes a rule pass, up to this many are combined greedily
@@ -45,6 +45,8 @@ class AdviceContext:
         self.deadline = time.monotonic() + budget_s
         self.out_of_time = False
         self._seen: dict[tuple[Change, ...], Optional[Evaluated]] = {}
+        #: the rules that pass before any change: a suggestion must not break one of them
+        self.passing_before = {r.rule for r in run_checks(report, self.limits) if r.passed}
 
     def _spatial_convs(self) -> list[tuple[Layer, nn.Module]]:
         """Convs with a kernel > 1 that still see a spatial map (not after the global pool)."""
@@ -83,6 +85,30 @@ class AdviceContext:
         """Advice in words, for what no automatic change can fix."""
         return Suggestion(rule, [], text)
 
+    def changes_nothing(self, changes: list[Change]) -> bool:
+        """Every change would put in a layer equal to the one it replaces (a GAP for a GAP)."""
+        try:
+            return all(is_noop(self.modules[c.layer], c) for c in changes)
+        except Exception:
+            return False
+
+    def broken(self, rule: str, got: Evaluated) -> list[CheckResult]:
+        """The rules, other than ``rule``, that passed before and fail after the change."""
+        return [r for name, r in got[1].items() if name != rule and name in self.passing_before and not r.passed]
+
+    def verdict(self, rule: str, got: Evaluated) -> tuple[bool, str]:
+        """Whether a change makes ``rule`` pass without breaking a rule that passed before, and
+        the text that says so (or which rule it breaks)."""
+        made = got[1].get(rule) is not None and got[1][rule].passed
+        broken = self.broken(rule, got)
+        if made and not broken:
+            return True, " (passes)"
+        if broken:
+            what = "; ".join(f"{r.rule}: {r.message}" for r in broken)
+            return False, (f" ({'makes ' + rule + ' pass but ' if made else 'not enough alone, and '}breaks "
+                           f"{what})")
+        return False, " (not enough alone)"
+
     def _text(self, changes: list[Change]) -> str:
         return "; ".join(c.describe(self.modules[c.layer]) for c in changes)
 
@@ -92,6 +118,7 @@ class AdviceContext:
         """Analyse each option; keep the best that make ``rule`` pass (by ``metric``), or, if
         none does, grow the best one greedily until the rule passes or MAX_CHANGES is reached."""
         scored = []
+        options = [o for o in options if o and not self.changes_nothing(o)]
         for changes in options:
             got = self.run(changes)
             if got is not None:
@@ -99,13 +126,13 @@ class AdviceContext:
         if not scored:
             return []
         scored.sort(key=lambda t: t[0], reverse=True)
-        passes = lambda got: got[1].get(rule) is not None and got[1][rule].passed
+        passes = lambda got: self.verdict(rule, got)[0]
         passing = [t for t in scored if passes(t[2])]
         out = []
         for _, changes, got in (passing or scored)[:KEPT]:
-            ok = passes(got)
-            out.append(Suggestion(rule, changes, f"{self._text(changes)}: {effect(got[0])}"
-                                  + (" (passes)" if ok else " (not enough alone)"), _predicted(got[0]), ok))
+            ok, said = self.verdict(rule, got)
+            out.append(Suggestion(rule, changes, f"{self._text(changes)}: {effect(got[0])}{said}",
+                                  _predicted(got[0]), ok))
         if passing:
             return out
         chosen = list(scored[0][1])
@@ -120,9 +147,10 @@ class AdviceContext:
             if best is None:
                 break
             chosen, got = best[1], best[2]
-            if passes(got):
-                text = f"together: {self._text(chosen)}: {effect(got[0])} (passes)"
-                out.insert(0, Suggestion(rule, list(chosen), text, _predicted(got[0]), True))
+            ok, said = self.verdict(rule, got)
+            if ok or (got[1].get(rule) is not None and got[1][rule].passed):  # made: more changes cannot unbreak
+                text = f"together: {self._text(chosen)}: {effect(got[0])}{said}"
+                out.insert(0, Suggestion(rule, list(chosen), text, _predicted(got[0]), ok))
                 return out[:KEPT]
         if len(chosen) > 1:
             got = self.run(chosen)

@@ -114,6 +114,13 @@ def _changed(m: Any, c: Change) -> Any:
     raise ValueError(f"unknown change {c.kind!r}")
 
 
+def is_noop(module: Any, change: Change) -> bool:
+    """The change would put in a layer equal to ``module`` (same type and settings): such a
+    suggestion changes nothing and is never made."""
+    new = _changed(module, change)
+    return type(new) is type(module) and repr(new) == repr(module)
+
+
 def swap_in(model: Any, changes: Sequence[Change]) -> list[tuple[str, Any]]:
     """Apply ``changes`` to ``model`` itself; returns what :func:`swap_out` needs to undo them."""
     undo: list[tuple[str, Any]] = []
