@@ -22,7 +22,6 @@ from tests.models import Flip
 from tests.reference import unit_boxes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-tv = pytest.importorskip("torchvision")
 
 F1, F2 = Fraction(1), Fraction(2)
 
@@ -312,8 +311,8 @@ def test_partial_global_pool_is_warned():
     assert any(w.code == "RF202" and "not a global pool" in w.message for w in r.warnings)
 
 
-def test_se_gating_is_flagged():
-    r = analyze(tv.models.mobilenet_v3_small(), (3, 224, 224))
+def test_se_gating_is_flagged(torchvision):
+    r = analyze(torchvision.models.mobilenet_v3_small(), (3, 224, 224))
     assert r.rf.gated and any(w.code == "RF203" and "squeeze-and-excitation" in w.message for w in r.warnings)
 
 
@@ -354,10 +353,10 @@ def test_model_is_untouched():
     assert not any(mod.training for mod in m.modules())
 
 
-def test_huge_input_and_deep_model_need_no_memory():
+def test_huge_input_and_deep_model_need_no_memory(torchvision):
     # 4096 x 4096 through resnet18 would take ~20 GB of activations in float32 on the CPU; on
     # the meta device it takes none.  layer4 output: 4096 / 32 = 128
-    r = analyze(tv.models.resnet18(), (3, 4096, 4096))
+    r = analyze(torchvision.models.resnet18(), (3, 4096, 4096))
     assert r.layer("layer4.1.relu:2").output_shape == (512, 128, 128)
     # 1000 convs k3 p1: RF 1 + 2*1000
     deep = nn.Sequential(*[nn.Conv2d(2, 2, 3, padding=1) for _ in range(1000)])
@@ -374,10 +373,10 @@ def test_json_round_trip():
 
 
 # -- real models ------------------------------------------------------------------------------------
-def test_vgg16_features():
+def test_vgg16_features(torchvision):
     # 2 convs (3, 5), pool (6, j2); 2 convs (+4 +4 = 14), pool (16, j4); 3 convs (+8*3 = 40), pool
     # (44, j8); 3 convs (+16*3 = 92), pool (100, j16); 3 convs (+32*3 = 196), pool (212, j32)
-    r = analyze(tv.models.vgg16().features, (3, 224, 224))
+    r = analyze(torchvision.models.vgg16().features, (3, 224, 224))
     pools = [l for l in r.layers if l.type == "MaxPool2d"]
     assert [l.rf[0] for l in pools] == [6, 16, 44, 100, 212]
     assert [l.jump[0] for l in pools] == [2, 4, 8, 16, 32]
@@ -385,39 +384,39 @@ def test_vgg16_features():
     assert r.counts["max_pool"] == 5
 
 
-def test_alexnet_features():
+def test_alexnet_features(torchvision):
     # conv 11 s4 p2: 11, j4; pool 3 s2: 11 + 2*4 = 19, j8; conv 5 p2: 19 + 4*8 = 51; pool 3 s2:
     # 51 + 2*8 = 67, j16; 3 convs 3: 67 + 3*2*16 = 163; pool 3 s2: 163 + 2*16 = 195, j32
-    r = analyze(tv.models.alexnet().features, (3, 224, 224))
+    r = analyze(torchvision.models.alexnet().features, (3, 224, 224))
     assert r.rf.size == pair(195) and r.rf.jump == pair(Fraction(32))
     assert r.layers[-1].output_shape == (256, 6, 6)
 
 
-def test_resnet50():
+def test_resnet50(torchvision):
     # conv1 7 s2: 7, j2; maxpool 3 s2: 11, j4.  Bottlenecks add 2*j per 3x3 conv (stride in the
     # 3x3, torchvision's v1.5): layer1 3 blocks +8 each: 35; layer2 first +8 (then j8): 43, 3 more
     # +16 each: 91; layer3 first +16 (j16): 107, 5 more +32: 267; layer4 first +32 (j32): 299, 2
     # more +64: 427.  Shortest path: the skips and 1x1 downsamples add nothing: 11.  Through the
     # 7x7 average pool a unit sees 427 + 6*32 = 619.  Parameters: torchvision's documented 25,557,032.
-    r = analyze(tv.models.resnet50(), (3, 224, 224))
+    r = analyze(torchvision.models.resnet50(), (3, 224, 224))
     assert r.rf.size == pair(427) and r.rf.at == "avgpool" and r.rf.min == pair(11)
     assert r.rf.with_global == pair(619) and r.rf.jump == pair(Fraction(32))
     assert r.params.total == 25_557_032
-    assert analyze(tv.models.resnet50(), (3, 224, 224), rf_at="layer3").rf.size == pair(267)
+    assert analyze(torchvision.models.resnet50(), (3, 224, 224), rf_at="layer3").rf.size == pair(267)
 
 
-def test_resnet18():
+def test_resnet18(torchvision):
     # like resnet50 with basic blocks of two 3x3 convs: 11; layer1 4 convs +8: 43; layer2 +8 (j8)
     # 51, 3 convs +16: 99; layer3 +16 (j16) 115, 3 convs +32: 211; layer4 +32 (j32) 243, 3 convs
     # +64: 435.  Parameters: torchvision's documented 11,689,512.
-    r = analyze(tv.models.resnet18(), (3, 224, 224))
+    r = analyze(torchvision.models.resnet18(), (3, 224, 224))
     assert r.rf.size == pair(435) and r.params.total == 11_689_512
 
 
-def test_mobilenet_v2_counts():
+def test_mobilenet_v2_counts(torchvision):
     # 17 inverted residual blocks; the first has no expansion: every block has one 3x3
     # depthwise conv followed by a 1x1 projection -> 17 depthwise-separable pairs
-    r = analyze(tv.models.mobilenet_v2(), (3, 224, 224))
+    r = analyze(torchvision.models.mobilenet_v2(), (3, 224, 224))
     assert r.counts["depthwise"] == 17 and r.counts["depthwise_separable"] == 17
     assert r.counts["gap"] == 1 and r.params.total == 3_504_872
 

@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("albumentations")
-
-from rfcheck.loader import load as load_models  # noqa: E402
-from training import checkpoint  # noqa: E402
-from training import evaluate as evaluate_cli  # noqa: E402
+from rfcheck.loader import load as load_models
+from training import checkpoint
+from training import evaluate as evaluate_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CKPT = ROOT / "benchmarks" / "results" / "net_cifar10.pt"
@@ -54,7 +52,7 @@ def test_readme_quotes_the_checkpoint(ck):
 
 
 @pytest.mark.skipif(not REAL_ARCHIVE.is_file(), reason=f"{REAL_ARCHIVE} not present")
-def test_checkpoint_on_a_slice_of_the_real_test_split(ck, tmp_path, capsys, monkeypatch):
+def test_checkpoint_on_a_slice_of_the_real_test_split(ck, tmp_path, capsys, monkeypatch, Image):   # decodes JPEGs
     per_class, taken = 30, {}
     extract = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     with tarfile.open(REAL_ARCHIVE) as tf:      # the archive lists test/ first, grouped by class

@@ -13,11 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("albumentations")
-from PIL import Image  # noqa: E402
-
-from training import evaluate as evaluate_cli  # noqa: E402
-from training import train as train_cli  # noqa: E402
+from training import evaluate as evaluate_cli
+from training import train as train_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +39,7 @@ class NaNNet(Small):
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
+def dataset(tmp_path_factory, Image) -> Path:
     """ImageFolder, 3 classes told apart by colour: 40 train and 12 test 16x16 PNGs each."""
     root = tmp_path_factory.mktemp("data") / "toy"
     rng = np.random.default_rng(0)
@@ -58,7 +55,9 @@ def dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def work(tmp_path, monkeypatch, dataset):
+def work(tmp_path, monkeypatch, albumentations):
+    """A folder holding small.py; every test that runs the trainer takes it, and the trainer imports
+    training.augment (albumentations) before its rules gate."""
     (tmp_path / "small.py").write_text(SMALL)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -239,7 +238,7 @@ def test_weight_decay_skips_norm_and_bias():
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
                     reason="Fashion-MNIST's Debian package (dataset-fashion-mnist) is not installed")
-def test_fashion_mnist_end_to_end(tmp_path, monkeypatch, capsys):
+def test_fashion_mnist_end_to_end(tmp_path, monkeypatch, capsys, albumentations):
     # the bundled 1-channel design, checked at its registered 1x28x28 against this repository's
     # setup.cfg (the brief), trained for one epoch on a slice of the real package and evaluated
     monkeypatch.chdir(ROOT)

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-PIL = pytest.importorskip("PIL")
-A = pytest.importorskip("albumentations")
-torch = pytest.importorskip("torch")
-from PIL import Image  # noqa: E402
+from training import data
+from training.data import DataError
 
-from training import augment, data  # noqa: E402
-from training.data import DataError  # noqa: E402
+# Pillow and albumentations come with the dev extra, not with rfcheck: the tests that write or
+# decode images take the ``Image`` fixture (tests/conftest.py) and those of training.augment the
+# ``augment`` one (below), so that only they skip without them.
 
 REAL_ARCHIVE = Path(__file__).resolve().parents[3] / "shared/datasets/cifar10-jpeg.tar.gz"
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -31,6 +31,8 @@ CLASSES = ["bird", "cat", "dog"]          # written in a non-sorted order below 
 def make_imagefolder(root: Path, counts=None, ext=".png", size=(8, 6), gray=False, test_name="test",
                      seed=0) -> dict:
     """train/ and test/ with one folder per class; returns {split: (images, labels)} in ImageFolder order."""
+    from PIL import Image  # its callers take the Image fixture: they skip without Pillow
+
     counts = counts or {"train": 4, test_name: 2}
     rng = np.random.default_rng(seed)
     out = {}
@@ -108,11 +110,18 @@ def cache(tmp_path) -> Path:
     return tmp_path / "cache"
 
 
+@pytest.fixture
+def augment(albumentations):
+    """training.augment, which imports albumentations."""
+    from training import augment
+    return augment
+
+
 # ---------------------------------------------------------------------------------------------------------
 # layouts
 # ---------------------------------------------------------------------------------------------------------
 
-def test_imagefolder_png(tmp_path, cache):
+def test_imagefolder_png(tmp_path, cache, Image):
     ref = make_imagefolder(tmp_path / "toy")
     ds = data.load(str(tmp_path / "toy"), cache_dir=str(cache))
     assert ds.classes == ["bird", "cat", "dog"]
@@ -128,7 +137,7 @@ def test_imagefolder_png(tmp_path, cache):
     assert ds.source.startswith("ImageFolder ") and str(tmp_path / "toy") in ds.source
 
 
-def test_imagefolder_jpeg_val_and_parent_dir(tmp_path, cache):
+def test_imagefolder_jpeg_val_and_parent_dir(tmp_path, cache, Image):
     ref = make_imagefolder(tmp_path / "outer" / "cifar10-jpeg", ext=".jpg", test_name="val", size=(10, 10))
     ds = data.load(str(tmp_path / "outer"), cache_dir=str(cache))      # single child folder holds the layout
     assert "val/ as test" in ds.source
@@ -140,7 +149,7 @@ def test_imagefolder_jpeg_val_and_parent_dir(tmp_path, cache):
     assert data.load(str(tmp_path / "outer"), cache_dir=str(cache)).train.images.shape == (12, 10, 10, 3)
 
 
-def test_grayscale_stays_one_channel_unless_mixed(tmp_path, cache):
+def test_grayscale_stays_one_channel_unless_mixed(tmp_path, cache, Image):
     ref = make_imagefolder(tmp_path / "g", gray=True)
     ds = data.load(str(tmp_path / "g"), cache_dir=str(cache))
     assert ds.train.images.shape == (12, 8, 6, 1) and len(ds.mean) == 1
@@ -152,7 +161,7 @@ def test_grayscale_stays_one_channel_unless_mixed(tmp_path, cache):
     np.testing.assert_array_equal(ds.train.images[..., 1], ref["train"][0][..., 0])
 
 
-def test_tar_gz_archive_is_unpacked_once(tmp_path, cache):
+def test_tar_gz_archive_is_unpacked_once(tmp_path, cache, Image):
     ref = make_imagefolder(tmp_path / "src" / "toy")
     archive = tmp_path / "toy.tar.gz"
     with tarfile.open(archive, "w:gz") as tf:
@@ -220,7 +229,7 @@ def test_fashion_mnist_idx(tmp_path, cache, compress):
 # cache and limit_per_class
 # ---------------------------------------------------------------------------------------------------------
 
-def test_second_load_reads_the_npz_cache(tmp_path, cache, monkeypatch):
+def test_second_load_reads_the_npz_cache(tmp_path, cache, monkeypatch, Image):
     make_imagefolder(tmp_path / "toy")
     ds1 = data.load(str(tmp_path / "toy"), cache_dir=str(cache))
     files = list(cache.glob("*.npz"))
@@ -242,7 +251,7 @@ def test_second_load_reads_the_npz_cache(tmp_path, cache, monkeypatch):
         data.load(str(tmp_path / "toy"), cache_dir=str(cache))
 
 
-def test_corrupt_cache_is_ignored(tmp_path, cache):
+def test_corrupt_cache_is_ignored(tmp_path, cache, Image):
     make_imagefolder(tmp_path / "toy")
     ds1 = data.load(str(tmp_path / "toy"), cache_dir=str(cache))
     (npz,) = cache.glob("*.npz")
@@ -251,7 +260,7 @@ def test_corrupt_cache_is_ignored(tmp_path, cache):
     np.testing.assert_array_equal(ds1.train.images, ds2.train.images)
 
 
-def test_limit_per_class(tmp_path, cache):
+def test_limit_per_class(tmp_path, cache, Image):
     make_imagefolder(tmp_path / "toy", counts={"train": 6, "test": 3})
     full = data.load(str(tmp_path / "toy"), cache_dir=str(tmp_path / "c0"))
     a = data.load(str(tmp_path / "toy"), cache_dir=str(tmp_path / "c1"), limit_per_class=2, seed=1)
@@ -305,13 +314,13 @@ def test_error_no_layout(tmp_path, cache):
         data.load(str(tmp_path / "f.txt"), cache_dir=str(cache))
 
 
-def test_error_train_without_test(tmp_path, cache):
+def test_error_train_without_test(tmp_path, cache, Image):
     make_imagefolder(tmp_path / "t", counts={"train": 1})
     with pytest.raises(DataError, match="no test/ or val/"):
         data.load(str(tmp_path / "t"), cache_dir=str(cache))
 
 
-def test_error_class_sets_differ(tmp_path, cache):
+def test_error_class_sets_differ(tmp_path, cache, Image):
     make_imagefolder(tmp_path / "t", counts={"train": 2, "test": 1})
     Image.fromarray(np.zeros((8, 6, 3), np.uint8)).save(tmp_path / "t" / "train" / "zebra.png")  # ignored
     (tmp_path / "t" / "train" / "eel").mkdir()
@@ -325,7 +334,7 @@ def test_error_class_sets_differ(tmp_path, cache):
     assert "class sets differ" in msg and "'cat'" in msg and "'eel'" in msg
 
 
-def test_error_split_without_images(tmp_path, cache):
+def test_error_split_without_images(tmp_path, cache, Image):
     make_imagefolder(tmp_path / "t", counts={"train": 1, "test": 1})
     for cls in CLASSES:
         for p in (tmp_path / "t" / "test" / cls).iterdir():
@@ -339,7 +348,7 @@ def test_error_split_without_images(tmp_path, cache):
         data.load(str(tmp_path / "t"), cache_dir=str(cache))
 
 
-def test_error_undecodable_image(tmp_path, cache):
+def test_error_undecodable_image(tmp_path, cache, Image):
     make_imagefolder(tmp_path / "t")
     bad = tmp_path / "t" / "train" / "cat" / "0001.png"
     bad.write_bytes(b"\x89PNG broken")
@@ -349,7 +358,7 @@ def test_error_undecodable_image(tmp_path, cache):
     assert not list(cache.glob("*.npz"))
 
 
-def test_error_mixed_sizes(tmp_path, cache):
+def test_error_mixed_sizes(tmp_path, cache, Image):
     make_imagefolder(tmp_path / "t")
     odd = tmp_path / "t" / "test" / "dog" / "0000.png"
     Image.fromarray(np.zeros((9, 6, 3), np.uint8)).save(odd)
@@ -377,7 +386,7 @@ def test_error_broken_formats(tmp_path, cache):
 # ---------------------------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not REAL_ARCHIVE.is_file(), reason=f"{REAL_ARCHIVE} not present")
-def test_real_cifar10_jpeg_slice(tmp_path, cache):
+def test_real_cifar10_jpeg_slice(tmp_path, cache, Image):
     per_group, taken = 3, {}
     extract = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     with tarfile.open(REAL_ARCHIVE) as tf:     # members are grouped by split and class: stream, take a few each
@@ -410,7 +419,7 @@ def test_real_fashion_mnist_from_its_debian_package(cache):
 
 @pytest.mark.skipif(not (REAL_ARCHIVE.is_file() and os.environ.get("RFCHECK_FULL_DATA_TEST")),
                     reason="set RFCHECK_FULL_DATA_TEST=1 to decode the whole real archive (~10 s)")
-def test_real_cifar10_jpeg_full(tmp_path):
+def test_real_cifar10_jpeg_full(tmp_path, Image):
     ds = data.load(str(REAL_ARCHIVE), cache_dir=str(tmp_path))
     assert ds.train.images.shape == (50000, 32, 32, 3) and ds.test.images.shape == (10000, 32, 32, 3)
     assert np.bincount(ds.test.labels).tolist() == [1000] * 10 and ds.classes == CIFAR10_CLASSES
@@ -429,14 +438,17 @@ def rand_img(channels=3, h=32, w=32, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 60, (h, w, channels), dtype=np.uint8)
 
 
-def only(**kw) -> augment.AugConfig:
+def only(**kw):
+    """training.augment's AugConfig with every augmentation off but ``kw`` (its callers take the augment fixture)."""
+    from training import augment
+
     cfg = dict(hflip=0.0, affine=0.0, cutout=0.0, gray=0.0)
     cfg.update(kw)
     return augment.AugConfig(**cfg)
 
 
 @pytest.mark.parametrize("channels", [3, 1])
-def test_aug_all_off_is_identity(channels):
+def test_aug_all_off_is_identity(channels, augment):
     mean = MEAN3 if channels == 3 else MEAN1
     t = augment.build(only(), mean, channels=channels)
     img = rand_img(channels)
@@ -446,14 +458,14 @@ def test_aug_all_off_is_identity(channels):
 
 
 @pytest.mark.parametrize("channels", [3, 1])
-def test_aug_hflip(channels):
+def test_aug_hflip(channels, augment):
     t = augment.build(only(hflip=1.0), MEAN3 if channels == 3 else MEAN1, channels=channels)
     img = rand_img(channels)
     np.testing.assert_array_equal(t(image=img)["image"], np.fliplr(img))
 
 
 @pytest.mark.parametrize("channels", [3, 1])
-def test_aug_cutout_one_mean_square(channels):
+def test_aug_cutout_one_mean_square(channels, augment):
     mean = MEAN3 if channels == 3 else MEAN1
     fill = np.array(augment.mean_fill(mean), dtype=np.uint8)
     t = augment.build(only(cutout=1.0), mean, channels=channels)
@@ -469,7 +481,7 @@ def test_aug_cutout_one_mean_square(channels):
         np.testing.assert_array_equal(out[~changed], img[~changed])
 
 
-def test_aug_gray():
+def test_aug_gray(augment, albumentations):
     t = augment.build(only(gray=1.0), MEAN3, channels=3)
     img = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     out = t(image=img)["image"]
@@ -477,13 +489,13 @@ def test_aug_gray():
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
     # 1-channel data: no ToGray in the pipeline at all
     t1 = augment.build(only(gray=1.0), MEAN1, channels=1)
-    assert not any(isinstance(x, A.ToGray) for x in t1.transforms)
+    assert not any(isinstance(x, albumentations.ToGray) for x in t1.transforms)
     img1 = rand_img(1)
     np.testing.assert_array_equal(t1(image=img1)["image"], img1)
 
 
 @pytest.mark.parametrize("channels", [3, 1])
-def test_aug_affine(channels):
+def test_aug_affine(channels, augment, albumentations):
     mean = MEAN3 if channels == 3 else MEAN1
     t = augment.build(only(affine=1.0), mean, channels=channels)
     img = rand_img(channels)
@@ -491,17 +503,17 @@ def test_aug_affine(channels):
     for out in outs:
         assert out.shape == img.shape and out.dtype == np.uint8
     assert sum(not np.array_equal(o, img) for o in outs) >= 4
-    aff = [x for x in t.transforms if isinstance(x, A.Affine)][0]
+    aff = [x for x in t.transforms if isinstance(x, albumentations.Affine)][0]
     assert aff.fill == augment.mean_fill(mean)
 
 
 @pytest.mark.filterwarnings("ignore:Argument.*not valid")
-def test_aug_strict_compose_and_config_checks():
+def test_aug_strict_compose_and_config_checks(augment, albumentations):
     t = augment.build(augment.AugConfig(), MEAN3)
     assert t.strict is True
     assert [type(x).__name__ for x in t.transforms] == ["HorizontalFlip", "Affine", "ToGray", "CoarseDropout"]
     with pytest.raises(ValueError, match="hole_hieght_range"):
-        A.Compose([A.CoarseDropout(hole_hieght_range=(16, 16), p=1.0)], strict=True)
+        albumentations.Compose([albumentations.CoarseDropout(hole_hieght_range=(16, 16), p=1.0)], strict=True)
     with pytest.raises(ValueError, match="cutout"):
         augment.build(augment.AugConfig(cutout=1.5), MEAN3)
     with pytest.raises(ValueError, match="channel"):
@@ -531,7 +543,7 @@ def test_make_torch_dataset_normalises():
         data.make_torch_dataset(split, (0.5,), (0.5,))
 
 
-def test_make_torch_dataset_with_transform_and_dataset_stats(tmp_path, cache):
+def test_make_torch_dataset_with_transform_and_dataset_stats(tmp_path, cache, Image, augment):
     ref = make_imagefolder(tmp_path / "toy")
     ds = data.load(str(tmp_path / "toy"), cache_dir=str(cache))
     tf = augment.build(only(hflip=1.0), ds.mean, channels=ds.channels)

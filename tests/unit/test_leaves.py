@@ -3,7 +3,6 @@ exactly the report, warnings and errors of running it through the tracer's mode.
 from __future__ import annotations
 
 import pytest
-import torchvision
 from torch import nn
 
 import rfcheck
@@ -35,7 +34,7 @@ def _both(model: nn.Module, size, **kw) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("name,size", TORCHVISION, ids=[n for n, _ in TORCHVISION])
-def test_torchvision_reports_are_identical(name, size):
+def test_torchvision_reports_are_identical(name, size, torchvision):
     kw = {"aux_logits": False, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
     model = getattr(torchvision.models, name)(weights=None, **kw)
     fast, slow = _both(model, size)
