@@ -27,3 +27,9 @@ def head(pool: nn.Module, channels: int = 8) -> nn.Sequential:
     flatten and a Linear ``channels`` -> 10. With 8 channels: params 3*8*9+8 = 224 and 8*10+10 = 90:
     314 (the pool has none)."""
     return nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), pool, nn.Flatten(), nn.Linear(channels, 10))
+
+
+def flat_head() -> nn.Sequential:
+    """conv 3x3 p1 (3 -> 8) on a 3x4x4 input, then flatten and Linear 128 -> 10 (it reads 8 channels
+    x 4 x 4 = 128 flattened features): no global pool; the classifier is layer "2"."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(128, 10))

@@ -22,7 +22,7 @@ from rfcheck.advice import suggest
 from rfcheck.cli import main
 from rfcheck.rules import CheckResult, parse_rules, run_checks
 from rfcheck.suggestion import Suggestion
-from tests.models import head
+from tests.models import flat_head, head
 
 
 @dataclass
@@ -380,8 +380,8 @@ def test_require_gap_advice_for_avgpool3_with_an_int_kernel():
 
 
 def test_require_gap_advice_for_flatten_then_linear():
-    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(128, 10))
-    _, res, sugs = advise(m, (3, 4, 4), require_gap=True)
+    # flat_head() (tests/models.py): conv 3x3 p1 on 3x4x4, flatten, Linear 128 -> 10
+    _, res, sugs = advise(flat_head(), (3, 4, 4), require_gap=True)
     assert sugs["require_gap"] == []
     assert res["require_gap"].advice == [
         "insert a global average pool (nn.AdaptiveAvgPool2d(1) then flatten) before 2: it then reads one value per "

@@ -18,7 +18,7 @@ from rfcheck import Report, analyze
 from rfcheck.rules import RULES as TABLE
 from rfcheck.rules import parse_count, parse_rules, run_checks
 from rfcheck.testing import assert_design
-from tests.models import head
+from tests.models import flat_head, head
 
 RULES = ("min_rf", "max_rf", "max_params", "max_macs", "require_gap", "min_dws", "min_dilated", "min_transposed",
          "min_depthwise", "forbid", "blocks", "input_fraction", "strict")
@@ -239,8 +239,7 @@ def test_global_max_pool_is_not_a_gap():
 
 def test_flatten_then_linear_is_not_a_gap():
     # the Linear reads 8 channels x 4 x 4 = 128 flattened features
-    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(128, 10))
-    r = one(m, (3, 4, 4), require_gap=True)
+    r = one(flat_head(), (3, 4, 4), require_gap=True)
     assert not r.passed and r.layers == ["2"]
     assert "the classifier 2 (Linear) reads the flattened map (128 features)" in r.message
 
