@@ -33,3 +33,9 @@ def flat_head() -> nn.Sequential:
     """conv 3x3 p1 (3 -> 8) on a 3x4x4 input, then flatten and Linear 128 -> 10 (it reads 8 channels
     x 4 x 4 = 128 flattened features): no global pool; the classifier is layer "2"."""
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(128, 10))
+
+
+def grouped_then_pool() -> nn.Sequential:
+    """On 4x8x8: conv 3x3 p1 4 -> 8 with groups=2 (each group reads 2 channels, so groups != in_channels
+    4: not depthwise), a max pool, then a 1x1 conv 8 -> 8: no depthwise conv, no separable pair."""
+    return nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.MaxPool2d(2), nn.Conv2d(8, 8, 1))

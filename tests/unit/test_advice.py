@@ -22,7 +22,7 @@ from rfcheck.advice import suggest
 from rfcheck.cli import main
 from rfcheck.rules import CheckResult, parse_rules, run_checks
 from rfcheck.suggestion import Suggestion
-from tests.models import flat_head, head
+from tests.models import flat_head, grouped_then_pool, head
 
 
 @dataclass
@@ -336,8 +336,7 @@ def test_min_dws_advice_two_pairs_together():
 
 def test_min_dws_advice_explains_a_grouped_conv():
     # groups=2 on 4 input channels is not depthwise (groups must equal in_channels)
-    m = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.MaxPool2d(2), nn.Conv2d(8, 8, 1))
-    _, res, _ = advise(m, (4, 8, 8), min_dws=1)
+    _, res, _ = advise(grouped_then_pool(), (4, 8, 8), min_dws=1)
     assert ("0 has groups=2 but is not depthwise (groups must equal in_channels), so it is not counted"
             in res["min_dws"].advice)
 

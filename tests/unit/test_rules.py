@@ -18,7 +18,7 @@ from rfcheck import Report, analyze
 from rfcheck.rules import RULES as TABLE
 from rfcheck.rules import parse_count, parse_rules, run_checks
 from rfcheck.testing import assert_design
-from tests.models import flat_head, head
+from tests.models import flat_head, grouped_then_pool, head
 
 RULES = ("min_rf", "max_rf", "max_params", "max_macs", "require_gap", "min_dws", "min_dilated", "min_transposed",
          "min_depthwise", "forbid", "blocks", "input_fraction", "strict")
@@ -309,8 +309,7 @@ def test_min_dws_fails_one_short():
 def test_grouped_conv_with_groups_2_and_a_maxpool_is_not_separable():
     # 4 -> 8 channels with groups=2: each group reads 2 channels, so groups != in_channels (4):
     # not depthwise; and a max pool sits between it and the 1x1
-    m = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.MaxPool2d(2), nn.Conv2d(8, 8, 1))
-    rep, res = check(m, (4, 8, 8), min_dws=1, min_depthwise=1)
+    rep, res = check(grouped_then_pool(), (4, 8, 8), min_dws=1, min_depthwise=1)
     assert not res["min_dws"].passed and res["min_dws"].value == 0 and res["min_dws"].layers == []
     assert res["min_dws"].message == "0 depthwise-separable pair(s) < 1"
     assert not res["min_depthwise"].passed and res["min_depthwise"].value == 0
