@@ -13,7 +13,16 @@ from typing import Any, Optional, Sequence
 
 from . import __version__
 from .errors import RFCheckError
-from .options import FORMATS, OPTIONS, add_rule_options, argparse_type, from_namespace, parse_size, resolve
+from .options import (
+    FORMATS,
+    OPTIONS,
+    add_rule_options,
+    argparse_type,
+    check_output_path,
+    from_namespace,
+    parse_size,
+    resolve,
+)
 from .rules import RULES
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -98,7 +107,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.plot:
             from .plot import plot
             for i, c in enumerate(checks):
-                plot(c.report, args.plot if len(checks) == 1 else _numbered(args.plot, i))
+                where = args.plot if len(checks) == 1 else _numbered(args.plot, i)
+                try:
+                    plot(c.report, where)
+                except OSError as e:
+                    raise RFCheckError(f"--plot {where}: cannot be written: {e.strerror or e}") from None
     except RFCheckError as e:
         if args.debug:
             traceback.print_exc()
@@ -129,29 +142,6 @@ def _inputs(sizes: list[tuple[int, ...]]) -> Any:
         return None
     import torch
     return [torch.empty((1, *s), device="meta") for s in sizes]
-
-
-def check_output_path(option: str, path: str, folder: bool = False) -> None:
-    """Fail now, naming the option and the path, if ``path`` cannot be written: its folder
-    (for ``folder``, the nearest existing one) must exist and be writable, and the path must
-    not be a folder (or, for ``folder``, a file)."""
-    p = Path(path).expanduser()
-    if folder:
-        if p.exists() and not p.is_dir():
-            raise RFCheckError(f"{option} {path}: exists and is not a folder")
-        parent = p
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-    else:
-        if p.is_dir():
-            raise RFCheckError(f"{option} {path}: is a folder, expected a file name")
-        parent = p.parent if str(p.parent) else Path(".")
-        if not parent.exists():
-            raise RFCheckError(f"{option} {path}: folder {parent} does not exist")
-    if not parent.is_dir():
-        raise RFCheckError(f"{option} {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise RFCheckError(f"{option} {path}: folder {parent} is not writable")
 
 
 def _numbered(path: str, i: int) -> str:

@@ -9,8 +9,10 @@ alike (pytest-benchmark's habit of one option helper for every front end).  No t
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from .diagnostics import parse_codes
@@ -141,3 +143,34 @@ def from_namespace(ns: Any, names: Any, prefix: str = "") -> dict[str, Any]:
     """The values of ``names`` that were given on a command line (argparse or pytest)."""
     get = ns.getoption if hasattr(ns, "getoption") else (lambda k: getattr(ns, k, None))
     return {n: v for n in names if (v := get(prefix + n)) is not None}
+
+
+def check_output_path(option: str, path: str, folder: bool = False) -> None:
+    """Fail now, naming the option and the path, if ``path`` cannot be written: its folder
+    (for ``folder``, the nearest existing one) must exist and be writable, and the path must
+    not be a folder (or, for ``folder``, a file)."""
+    p = Path(path).expanduser()
+    if folder:
+        if p.exists() and not p.is_dir():
+            raise RFCheckError(f"{option} {path}: exists and is not a folder")
+        parent = p
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    else:
+        if p.is_dir():
+            raise RFCheckError(f"{option} {path}: is a folder, expected a file name")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.exists():
+            raise RFCheckError(f"{option} {path}: folder {parent} does not exist")
+    if not parent.is_dir():
+        raise RFCheckError(f"{option} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RFCheckError(f"{option} {path}: folder {parent} is not writable")
+    import tempfile
+    try:  # (root passes os.access everywhere; /proc and read-only mounts still refuse)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        import errno
+        why = f" ({e.strerror})" if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC) else ""
+        raise RFCheckError(f"{option} {path}: folder {parent} is not writable{why}") from None

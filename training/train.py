@@ -28,23 +28,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="PATH.py, PATH.py:Name or package.module:Name (built with no arguments)")
     p.add_argument("--data", required=True, help="ImageFolder dir (train/ test/), its .tar.gz, a CIFAR-10 "
                                                  "python-batches dir or a Fashion-MNIST idx dir")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=number(int, lo=1), default=60)
+    p.add_argument("--batch-size", type=number(int, lo=1), default=128)
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate of the OneCycle schedule "
+    p.add_argument("--lr", type=number(float, lo=0, lo_open=True), default=None, help="peak learning rate of the OneCycle schedule "
                                                           "(default 0.1 for SGD, 0.003 for AdamW)")
-    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--momentum", type=number(float, lo=0, hi=1, hi_open=True), default=0.9)
     p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 (SGD) / decoupled (AdamW)")
+    p.add_argument("--weight-decay", type=number(float, lo=0), default=5e-4, help="L2 (SGD) / decoupled (AdamW)")
     p.add_argument("--decay-norm-bias", action="store_true",
                    help="also decay BatchNorm weights and biases (default: only conv/linear weights)")
-    p.add_argument("--l1", type=float, default=0.0, help="L1 penalty on weights (0: off)")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--pct-start", type=float, default=0.25, help="fraction of steps spent warming up")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="data-loading processes (default: 0 (in-process) on <= 2 cores, "
+    p.add_argument("--l1", type=number(float, lo=0), default=0.0, help="L1 penalty on weights (0: off)")
+    p.add_argument("--label-smoothing", type=number(float, lo=0, hi=1, hi_open=True), default=0.1)
+    p.add_argument("--pct-start", type=number(float, lo=0, hi=1, lo_open=True, hi_open=True), default=0.25, help="fraction of steps spent warming up")
+    p.add_argument("--seed", type=number(int, lo=0, hi=2**32 - 1), default=0)
+    p.add_argument("--workers", type=number(int, lo=0), default=None, help="data-loading processes (default: 0 (in-process) on <= 2 cores, "
                                                              "else 4)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--threads", type=number(int, lo=0), default=None, help="torch threads (default, or 0: all cores)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="mixed precision (default: on for CUDA)")
@@ -52,11 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default runs/<model>-<seed>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--cache-dir", default=None, help="decoded-image cache (default ~/.cache/rfcheck-data)")
-    p.add_argument("--limit-per-class", type=int, default=None, help="use only N images per class per split")
-    p.add_argument("--aug-hflip", type=float, default=0.5, help="p of HorizontalFlip")
-    p.add_argument("--aug-affine", type=float, default=0.5, help="p of shift-scale-rotate (Affine)")
-    p.add_argument("--aug-cutout", type=float, default=0.5, help="p of CoarseDropout (one 16x16 hole, mean fill)")
-    p.add_argument("--aug-gray", type=float, default=0.1, help="p of ToGray")
+    p.add_argument("--limit-per-class", type=number(int, lo=1), default=None, help="use only N images per class per split")
+    p.add_argument("--aug-hflip", type=PROBABILITY, default=0.5, help="p of HorizontalFlip")
+    p.add_argument("--aug-affine", type=PROBABILITY, default=0.5, help="p of shift-scale-rotate (Affine)")
+    p.add_argument("--aug-cutout", type=PROBABILITY, default=0.5, help="p of CoarseDropout (one 16x16 hole, mean fill)")
+    p.add_argument("--aug-gray", type=PROBABILITY, default=0.1, help="p of ToGray")
     p.add_argument("--no-check", action="store_true", help="train even if the design breaks its rules (loudly)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -72,6 +72,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 class UsageError(Exception):
     pass
+
+
+def number(kind: type, lo: Optional[float] = None, hi: Optional[float] = None, lo_open: bool = False,
+           hi_open: bool = False):
+    """An argparse type: an int or a finite float within [lo, hi] (open ends where asked), so a
+    bad value is a usage error naming the option and the value before anything is loaded."""
+    def conv(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if v != v or v in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        low_bad = lo is not None and (v <= lo if lo_open else v < lo)
+        high_bad = hi is not None and (v >= hi if hi_open else v > hi)
+        if low_bad or high_bad:
+            left = "" if lo is None else f"{'>' if lo_open else '>='} {kind(lo)}"
+            right = "" if hi is None else f"{'<' if hi_open else '<='} {kind(hi)}"
+            raise argparse.ArgumentTypeError(f"expected a value {' and '.join(x for x in (left, right) if x)}, "
+                                             f"got {text!r}")
+        return v
+    conv.__name__ = kind.__name__
+    return conv
+
+
+PROBABILITY = number(float, lo=0, hi=1)
+PROBABILITY.__name__ = "probability"
 
 
 def param_groups(model, weight_decay: float, decay_norm_bias: bool = False) -> list[dict[str, Any]]:
@@ -112,10 +140,40 @@ def gate(model, args, settings) -> Optional[int]:
     return None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse and check every argument (a usage error, exit 2, naming the option and the value)."""
+    from rfcheck.errors import RFCheckError
+    from rfcheck.options import check_output_path
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.optimizer == "sgd" and args.nesterov and args.momentum == 0:
+        p.error("argument --momentum: Nesterov momentum needs a momentum > 0, got 0 (or --no-nesterov)")
     try:
-        return run(args)
+        if args.out is not None:
+            check_output_path("--out", args.out, folder=True)
+        if args.cache_dir is not None:
+            check_output_path("--cache-dir", args.cache_dir, folder=True)
+    except RFCheckError as e:
+        p.error(str(e))
+    return args
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    out = []
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    args.created_dirs = []  # the run folder (and its parents) if this run makes them: removed again if left empty
+    code = EXIT_ERROR
+    try:
+        code = run(args)
+        return code
     except KeyboardInterrupt:
         print("\nrfcheck-train: interrupted; the last finished epoch is in last.pt: continue with --resume",
               file=sys.stderr)
@@ -135,6 +193,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return EXIT_ERROR
         print(f"rfcheck-train: internal error: {type(e).__name__}: {e} (run with --debug)", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if code != EXIT_OK:  # a failed run leaves no empty run folder behind
+            for d in getattr(args, "created_dirs", []):
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
 
 
 def _rules_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -270,6 +335,8 @@ def run(args: argparse.Namespace) -> int:
     elif (out / "last.pt").exists() and dist.main:
         raise UsageError(f"{out} already holds a run (last.pt): use --resume to continue it or --out for a new one")
     if dist.main:
+        if hasattr(args, "created_dirs"):
+            args.created_dirs = _missing_dirs(out)
         out.mkdir(parents=True, exist_ok=True)
 
     from rfcheck import analyze
