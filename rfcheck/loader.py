@@ -92,7 +92,7 @@ def parse_call(spec: str, name: str) -> tuple[str, tuple[Any, ...], dict[str, An
         call = ast.parse(f"f({rest}", mode="eval").body
     except SyntaxError as e:
         raise RFCheckError(f"{bad}: {e.msg}; expected Python literals, such as Net(width=32)") from None
-    if not isinstance(call, ast.Call):
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
         raise RFCheckError(f"{bad}: expected NAME(ARG, KEY=VALUE, ...)")
     if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
         raise RFCheckError(f"{bad}: *args and **kwargs are not supported")

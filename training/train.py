@@ -288,6 +288,10 @@ def run(args: argparse.Namespace) -> int:
     if steps == 0:
         raise UsageError(f"--batch-size {args.batch_size} is larger than the training set "
                          f"({len(train_set)} images per process)")
+    if args.pct_start * args.epochs * steps <= 1:  # OneCycleLR divides by the warm-up's length in steps
+        raise UsageError(f"--epochs {args.epochs} x {steps} step(s) per epoch is too short for the OneCycle warm-up "
+                         f"(--pct-start {args.pct_start} of it is under 2 steps): train longer, use a smaller "
+                         "--batch-size or a larger --pct-start")
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 3e-3)
     groups = param_groups(model, args.weight_decay, args.decay_norm_bias)
     if args.optimizer == "sgd":
