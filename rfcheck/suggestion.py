@@ -97,7 +97,13 @@ def _conv_like(m: Any, **kw: Any) -> Any:
 
 
 def _changed(m: Any, c: Change) -> Any:
-    """The module that replaces ``m`` for change ``c``, made on ``m``'s device."""
+    """The module that replaces ``m`` for change ``c``, made on ``m``'s device in its dtype."""
+    new = _made(m, c)
+    dtype = next((t.dtype for t in m.parameters() if t.is_floating_point()), None)
+    return new.to(dtype=dtype) if dtype is not None else new
+
+
+def _made(m: Any, c: Change) -> Any:
     import torch
     import torch.nn as nn
     with torch.device(_device(m)):
