@@ -147,12 +147,22 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
     first = nodes[0].shapes[0] if nodes[0].shapes and nodes[0].shapes[0] else (1,)
     batch = max(int(first[0]), 1)  # MACs are per sample
     layers = [_layer(n, nodes, batch) for n in nodes[1:]]
-    warnings: list[Diagnostic] = []
+    # the trace's own findings first (data-dependent reads: RF102); its infos (RF302) last
+    warnings: list[Diagnostic] = [d for d in graph.diagnostics if d.severity != "info"]
     unknown_seen = False
+    tainted = graph.tainted_at is not None
     for n in nodes[1:]:
         for w in n.warnings:
             if w not in warnings:
                 warnings.append(w)
+        if (not n.state.exact and not n.unknown and (not tainted or n.index < graph.tainted_at)
+                and not any(w.severity == "warning" for w in n.warnings)
+                and all(by_index[i].state.exact for i in n.inputs if i in by_index)):
+            # where exactness is lost and no diagnostic says why (never a silent "not exact")
+            how = "; ".join(n.notes) or "its rule marked the result not exact"
+            code = "RF105" if n.info.get("kind") in ("reshape", "slice", "split") else "RF104"
+            warnings.append(Diagnostic.of(code, n.name, f"not exact at {n.name}: {how} ({n.type}); the values "
+                                                        "that depend on it are marked not exact"))
         if n.unknown:
             how = "; ".join(n.notes) or "no rule"
             warnings.append(Diagnostic.of(
@@ -181,6 +191,11 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
             warnings.append(Diagnostic.of(
                 "RF205", n.name, f"{n.name} ({n.type}) is a 1x1 conv with padding {_fmt_tuple(n.info['padding'])}: "
                 "it adds a border of padding-only units and grows the map by 2*padding"))
+        if _resized_jump(n) and not any(_resized_jump(by_index[i]) for i in n.inputs if i in by_index):
+            warnings.append(Diagnostic.of(
+                "RF207", n.name, f"{n.name} ({n.type}) resizes the map to fewer units than its sampling period: "
+                "the jump shown is the spacing of the RF centres of the units that exist (their mean where it "
+                "varies), not the size ratio"))
         share = _empty_share(n)
         if share and not any(_empty_share(by_index[i]) for i in n.inputs if i in by_index):
             warnings.append(Diagnostic.of(
@@ -191,8 +206,11 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
         warnings.append(Diagnostic.of(
             "RF301", None, f"{len(graph.unused_params)} parameter tensor(s) are not used in forward but are "
             f"counted in the total: {shown}"))
+    warnings += [d for d in graph.diagnostics if d.severity == "info"]
     out_index, out_state = graph.outputs[0]
     rf = _model_rf(out_index, out_state, nodes, by_index, rf_at, graph.module_outputs)
+    if tainted:  # the forward's path itself was decided by a made-up value
+        rf.exact = False
     counts, members = _counts(nodes)
     unproductive = _unproductive(nodes, layers, input_size)
     if unproductive:
@@ -205,7 +223,7 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
                     unproductive=unproductive,
                     params=Params(graph.params_total, graph.params_trainable, list(graph.unused_params)),
                     rf=rf, layers=layers, counts=counts, count_layers=members, warnings=warnings,
-                    macs=sum(l.macs for l in layers), exact=out_state.exact and not unknown_seen)
+                    macs=sum(l.macs for l in layers), exact=out_state.exact and not unknown_seen and not tainted)
     return report
 
 
@@ -250,6 +268,11 @@ def _sees_everything(n: Node, input_size: tuple[int, ...]) -> bool:
     return True
 
 
+def _resized_jump(n: Node) -> bool:
+    """The layer's jump (mean centre spacing over its units) is not its map's period jump."""
+    return any(g.global_at is None and g.spacing[0] != g.env.jump for g in n.state.geo.values())
+
+
 def _empty_share(n: Node) -> float:
     """The share of a layer's output units that depend on no input (0 when every unit does)."""
     full = 1.0
@@ -287,14 +310,17 @@ def _layer(n: Node, nodes: list[Node], batch: int = 1) -> Layer:
     st = n.state
     geo = st.geo
     axes = sorted(geo) if len(geo) > 1 else list(geo)
-    rf, rf_min, jump, start = [], [], [], []
+    rf, rf_min, jump, start, jmin, jmax = [], [], [], [], [], []
     phase = False
     for a in axes:  # (one loop, no generators: this runs for every layer)
         g = geo[a]
         e = g.env
         rf.append(g.rf)
         rf_min.append(g.rf_min)
-        jump.append(e.jump)
+        mean, lo, hi = g.spacing
+        jump.append(mean)
+        jmin.append(lo)
+        jmax.append(hi)
         start.append(e.start)
         phase = phase or e.phase_dependent
     info = n.info
@@ -308,6 +334,7 @@ def _layer(n: Node, nodes: list[Node], batch: int = 1) -> Layer:
         name=n.name, type=n.type, output_shape=tuple(shape[1:]) if shape else (),
         params=n.params, macs=n.macs // batch, rf=tuple(rf), rf_min=tuple(rf_min), jump=tuple(jump),
         start=tuple(start), is_global=n.is_global, exact=st.exact, unknown=n.unknown, phase_dependent=phase,
+        non_uniform=jmin != jmax, jump_min=tuple(jmin), jump_max=tuple(jmax),
         kernel=info.get("kernel"), stride=info.get("stride"), padding=info.get("padding"),
         dilation=info.get("dilation"), groups=info.get("groups"),
         inputs=[nodes[i].name for i in n.inputs], shared_params=n.shared_params, notes=list(n.notes),
@@ -336,18 +363,18 @@ def _model_rf_raw(out_index: int, st: TensorState, nodes: list[Node], by_index: 
         n = match[0]
         geo = [n.state.geo[a] for a in _axes(n.state)]
         return ModelRF(tuple(g.rf for g in geo), rf_at, n.state.exact,
-                       min=tuple(g.rf_min for g in geo), jump=tuple(g.env.jump for g in geo))
+                       min=tuple(g.rf_min for g in geo), jump=tuple(g.spacing[0] for g in geo))
     geo = [st.geo[a] for a in _axes(st)]
     if geo and all(g.global_at is not None for g in geo):
         befores = [g.before for g in geo]
         at_nodes = [by_index[g.global_at] for g in geo]
         names = sorted({n.name for n in at_nodes}, key=lambda s: [n.name for n in nodes].index(s))
         return ModelRF(tuple(b.rf for b in befores), ", ".join(names), st.exact,
-                       min=tuple(b.rf_min for b in befores), jump=tuple(b.env.jump for b in befores),
+                       min=tuple(b.rf_min for b in befores), jump=tuple(b.spacing[0] for b in befores),
                        with_global=tuple(g.rf for g in geo), global_layer=", ".join(names),
                        gated=any(b.gated for b in befores))
     return ModelRF(tuple(g.rf for g in geo), nodes[out_index].name, st.exact,
-                   min=tuple(g.rf_min for g in geo), jump=tuple(g.env.jump for g in geo),
+                   min=tuple(g.rf_min for g in geo), jump=tuple(g.spacing[0] for g in geo),
                    gated=any(g.gated for g in geo))
 
 

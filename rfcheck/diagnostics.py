@@ -41,8 +41,9 @@ CODES: dict[str, Code] = {c.code: c for c in (
     Code("RF204", "stride1-transposed", "info", "a stride-1 transposed conv: a padded conv, no RF booster"),
     Code("RF205", "padded-1x1", "warning", "a 1x1 conv with padding grows the map by a border of padding"),
     Code("RF206", "unproductive", "warning", "windowed layers after every unit already sees the whole input"),
-    Code("RF207", "non-uniform-jump", "info", "neighbouring units' RF centres are not evenly spaced (adaptive "
-                                              "pooling, resizing): the jump is their mean spacing"),
+    Code("RF207", "resized-jump", "info", "a map resized to fewer units than its sampling period (adaptive "
+                                          "pooling, resizing to a size): the jump is the RF centres' spacing over "
+                                          "the units that exist, not the size ratio"),
     Code("RF301", "unused-params", "warning", "parameters not used in forward but counted in the total"),
     Code("RF302", "forward-mutates", "info", "the model's forward reassigns its own attributes (buffers, caches); "
                                              "rfcheck restored them after the trace"),

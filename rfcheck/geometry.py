@@ -327,6 +327,27 @@ class AxisGeo:
         """The smallest non-empty RF over paths and existing units."""
         return self.short.size_min_in(self.size)
 
+    @cached_property
+    def spacing(self) -> tuple[Fraction, Fraction, Fraction]:
+        """(mean, smallest, largest) distance between the RF centres of neighbouring units that
+        exist: the jump.  The mean is the period's (shift / period) when the map holds a whole
+        period, else (last centre - first centre) / (their distance in units): an adaptive
+        pool 5 -> 4 has centres 0.5, 1.5, 2.5, 3.5, jump 1, not 5/4."""
+        e, n = self.env, self.size
+        if e.period == 1 or n <= 1:
+            return e.jump, e.jump, e.jump
+        units = [(o, e.at(o)) for o in range(min(n, 2 * e.period + 1))]
+        centres = [(o, Fraction(iv[0] + iv[1], 2)) for o, iv in units if iv is not None]
+        gaps = [(c1 - c0) / (o1 - o0) for (o0, c0), (o1, c1) in zip(centres, centres[1:])]
+        if not gaps:
+            return e.jump, e.jump, e.jump
+        if n > e.period:
+            mean = e.jump
+        else:
+            (o0, c0), (o1, c1) = centres[0], centres[-1]
+            mean = (c1 - c0) / (o1 - o0)
+        return mean, min(gaps), max(gaps)
+
     def apply(self, window: Envelope, size: int) -> "AxisGeo":
         # (the constructor, not dataclasses.replace: this runs twice per layer and axis)
         return AxisGeo(self.env.compose(window), self.short.compose(window), size, self.global_at, self.before,

@@ -266,12 +266,12 @@ def interpolate(call: Call) -> Result:
             scale = 1 / f
         else:
             scale = Fraction(n_in, n_out)
-        if scale == 0:
-            call.note("output of size 1 with align_corners reads input 0 only", exact=True)
-            scale = Fraction(n_in)
         if mode not in ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "bicubic"):
             return call.unknown_result(f"interpolation mode {mode!r} has no rule")
-        windows[2 + i] = interpolation(mode, scale, bool(a["align_corners"]))
+        if scale == 0:  # align_corners with one unit on either side: every output reads input 0
+            windows[2 + i] = crop(0, step=0)
+        else:
+            windows[2 + i] = interpolation(mode, scale, bool(a["align_corners"]))
         if a["antialias"] and n_out < n_in:
             call.note("antialiased downsampling reads a wider window than modelled", exact=False)
     call.info["scale"] = tuple(Fraction(out.shape[2 + i], x.shape[2 + i]) for i in range(nd))
@@ -502,9 +502,27 @@ def reshape(call: Call) -> Result:
     x, out = call.data, call.out
     dims, ok = reshape_dims(tuple(x.shape), call.state.dims, tuple(out.shape))
     call.info["kind"] = "reshape"
-    if not ok:
-        call.note("reshape that regroups spatial dims across others is not modelled exactly", exact=False)
+    if dims and dims[0].axes and not call.state.dims[0].axes:  # spatial positions moved into dim 0
+        rows = out.shape[0] // x.shape[0] if x.shape[0] and out.shape[0] % x.shape[0] == 0 else None
+        turned = f"into {rows} rows" if rows else f"into rows of a {out.shape[0]}-row batch"
+        call.warn("RF103", f"batch-folded at {call.name}: {_call_text(call)} turns each "
+                           f"{'x'.join(map(str, x.shape[1:]))} sample {turned}: the batch dim now holds spatial "
+                           "positions, so what follows treats each position as a sample of its own and the values "
+                           "from here on are not exact (to keep one row per sample: x.flatten(1) or "
+                           "x.view(x.size(0), -1))")
+        call.note("spatial positions folded into the batch dim", exact=False, code="RF103")
+    elif not ok:
+        call.note("reshape that regroups spatial dims across others is not modelled exactly", exact=False,
+                  code="RF105")
     return call.with_dims(dims)
+
+
+def _call_text(call: Call) -> str:
+    """``x.view(-1, 10)``: the call as the source likely wrote it."""
+    def show(v):
+        return f"<{'x'.join(map(str, v.shape))} tensor>" if isinstance(v, torch.Tensor) else repr(v)
+    args = [show(a) for a in call.args[1:]] + [f"{k}={show(v)}" for k, v in call.kwargs.items()]
+    return f"x.{call.op}({', '.join(args)})"
 
 
 def _perm(call: Call) -> list[int] | None:

@@ -29,8 +29,8 @@ class Layer:
 
     ``rf`` is the largest RF over paths and output positions, per spatial axis of the input;
     ``rf_min`` the smallest (shortest path, e.g. a skip connection; least favourable phase
-    after a transposed conv); ``jump`` the distance in input pixels between adjacent output
-    units; ``start`` the input coordinate of the centre of output unit 0's RF."""
+    after a transposed conv); ``jump`` the distance in input pixels between the RF centres of
+    adjacent output units (their mean where it varies: ``non_uniform``); ``start`` the input coordinate of the centre of output unit 0's RF."""
     name: str
     type: str
     output_shape: tuple[int, ...]
@@ -44,6 +44,11 @@ class Layer:
     exact: bool = True
     unknown: bool = False
     phase_dependent: bool = False
+    #: neighbouring units' RF centres are not evenly spaced: ``jump`` is their mean spacing,
+    #: ``jump_min``/``jump_max`` the smallest and largest
+    non_uniform: bool = False
+    jump_min: tuple[Fraction, ...] = ()
+    jump_max: tuple[Fraction, ...] = ()
     kernel: Optional[tuple[int, ...]] = None
     stride: Optional[tuple[int, ...]] = None
     padding: Optional[tuple[int, ...]] = None
@@ -67,8 +72,11 @@ class Layer:
             "params": self.params, "macs": self.macs, "rf": list(self.rf), "rf_min": list(self.rf_min),
             "jump": [number(j) for j in self.jump], "start": [number(s) for s in self.start],
             "global": self.is_global, "exact": self.exact, "unknown": self.unknown,
-            "phase_dependent": self.phase_dependent, "inputs": list(self.inputs),
+            "phase_dependent": self.phase_dependent, "non_uniform": self.non_uniform, "inputs": list(self.inputs),
         }
+        if self.non_uniform:
+            d["jump_min"] = [number(j) for j in self.jump_min]
+            d["jump_max"] = [number(j) for j in self.jump_max]
         for key in ("kernel", "stride", "padding", "dilation"):
             v = getattr(self, key)
             if v is not None:

@@ -91,3 +91,50 @@ def test_transposed_conv_units_that_read_nothing():
     assert r.layers[0].rf == (1,) and r.layers[0].rf_min == (1,)  # the smallest non-empty RF
     (w,) = [w for w in r.warnings if w.code == "RF106"]
     assert w.layer == "0" and "29% of its output units read no input" in w.message
+
+
+# -- the jump: spacing of neighbouring RF centres ------------------------------------------------------------
+def centre_gaps(model, shape) -> list:
+    from fractions import Fraction
+    ivs = [(o, iv) for o, iv in enumerate(unit_intervals(model, shape)) if iv is not None]
+    centres = [(o, Fraction(iv[0] + iv[1], 2)) for o, iv in ivs]
+    return [(c1 - c0) / (o1 - o0) for (o0, c0), (o1, c1) in zip(centres, centres[1:])]
+
+
+def test_jump_of_an_adaptive_pool_is_its_centre_spacing():
+    # 5 -> 4: units read [0,1], [1,2], [2,3], [3,4]: centres 0.5, 1.5, 2.5, 3.5, spacing 1 (not 5/4)
+    m = nn.Sequential(nn.AdaptiveAvgPool1d(4))
+    assert centre_gaps(m, (1, 5)) == [1, 1, 1]
+    r = rfcheck.analyze(m, (1, 5))
+    layer = r.layers[0]
+    assert layer.jump == (1,) and not layer.non_uniform and r.rf.jump == (1,)
+    assert [w.code for w in r.warnings] == ["RF207"]
+    # 7 -> 3: [0,2], [2,4], [4,6]: centres 1, 3, 5, spacing 2 (not 7/3)
+    assert rfcheck.analyze(nn.Sequential(nn.AdaptiveAvgPool1d(3)), (1, 7)).layers[0].jump == (2,)
+
+
+def test_jump_of_a_non_uniform_map_is_the_mean_with_its_range():
+    # ConvTranspose1d k2 s2: units 2i and 2i+1 both read input i: centres 0, 0, 1, 1, ...: spacings
+    # 0 and 1, mean 1/2 (one period: shift 1 over period 2)
+    m = nn.Sequential(nn.ConvTranspose1d(1, 1, 2, stride=2))
+    assert set(centre_gaps(m, (1, 5))) == {0, 1}
+    layer = rfcheck.analyze(m, (1, 5)).layers[0]
+    assert layer.jump == (0.5,) and layer.non_uniform and layer.jump_min == (0,) and layer.jump_max == (1,)
+    d = layer.to_dict()
+    assert d["non_uniform"] is True and d["jump"] == [0.5] and d["jump_min"] == [0] and d["jump_max"] == [1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(LAYERS, min_size=1, max_size=4), st.integers(5, 11))
+def test_random_chains_jump_range_matches_the_oracle(layers, n):
+    m = nn.Sequential(*layers)
+    try:
+        m(__import__("torch").zeros(1, 1, n))
+    except RuntimeError:
+        return
+    gaps = centre_gaps(m, (1, n))
+    layer = rfcheck.analyze(m, (1, n)).layers[-1]
+    if not gaps or layer.is_global or layer.output_shape[-1] < 2:
+        return
+    assert (layer.jump_min[0], layer.jump_max[0]) == (min(gaps), max(gaps))
+    assert layer.non_uniform == (min(gaps) != max(gaps))
