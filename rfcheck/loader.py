@@ -110,7 +110,7 @@ def _with_args(obj: Callable, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     return functools.partial(obj, *args, **kwargs) if args or kwargs else obj
 
 
-def _backbone_hint(obj: Callable, e: Exception) -> str:
+def _backbone_hint(obj: Callable, e: Exception | None) -> str:
     """torchvision's segmentation/detection builders download backbone weights by default."""
     try:
         p = inspect.signature(obj).parameters.get("weights_backbone")
@@ -164,6 +164,9 @@ def _build_on_meta(obj: Callable, label: str) -> tuple[Any, list[str]]:
     model, why = _attempt(obj, torch.device("meta"))
     if model is not None:
         return model, []
+    if "URLError" in why or "urlopen error" in why:  # a download (of weights) failed: retrying downloads again
+        raise RFCheckError(f"building {label}{'' if label.endswith(')') else '()'} failed: {why}"
+                           f"{_backbone_hint(obj, None)}")
     model, why_registered = _attempt(obj, _weights_on_meta())
     if model is None:
         return None, [f"{label}: built on the CPU, not on the meta device: {why_registered}"]

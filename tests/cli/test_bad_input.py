@@ -338,3 +338,21 @@ class NaNNet(Small):
                          "1M")
     assert rc == 3, err
     assert not out_dir.exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_builder_that_downloads_weights_offline_says_to_pass_weights_backbone_none(capsys, tmp_path):
+    p = tmp_path / "dl.py"
+    p.write_text(textwrap.dedent('''
+        import urllib.error
+
+        import torch.nn as nn
+
+        def seg(weights_backbone="IMAGENET1K_V1"):
+            if weights_backbone is not None:
+                raise urllib.error.URLError("[Errno -2] Name or service not known")
+            return nn.Conv2d(3, 4, 3)
+    '''))
+    line = assert_error(capsys, [f"{p}:seg"], "URLError", "add (weights_backbone=None) to the spec")
+    assert "seg()" in line
+    rc, out, err = run(capsys, f"{p}:seg(weights_backbone=None)")
+    assert rc == 0 and err == "", err
