@@ -10,6 +10,8 @@ from .diagnostics import Diagnostic
 from .geometry import AxisGeo, Envelope, merge_axis, sliding
 from .state import NO_AXES, PART, SPATIAL, Dim, TensorState
 
+_LAYOUT_KINDS = frozenset({"reshape", "slice", "split"})
+
 
 class Call:
     """One op (a torch function or a module with a registered rule) as the analyzer saw it.
@@ -54,9 +56,25 @@ class Call:
         return bound
 
     # -- building results --------------------------------------------------------------
-    def note(self, text: str, exact: bool = True) -> None:
+    def note(self, text: str, exact: bool = True, code: Optional[str] = None) -> None:
+        """A note on the layer; one with ``exact=False`` marks the values from here on not exact and,
+        where this op is the first not-exact one on its path (its inputs are exact), is also a coded
+        diagnostic: ``code``, by default RF105 (untraceable-layout) for a shape op, else RF104."""
         self.notes.append(text)
-        self.exact = self.exact and exact
+        if not exact:
+            if all(st.exact for st in self.inputs):
+                code = code or ("RF105" if self.info.get("kind") in _LAYOUT_KINDS else "RF104")
+                if not any(w.code == code for w in self.warnings):
+                    self.warn(code, f"not exact at {self.name}: {text} ({self.op.strip('_')}); the values that "
+                                    "depend on it are marked not exact")
+            self.exact = False
+
+    def warn(self, code: str, message: str) -> None:
+        """A coded diagnostic on this layer (see :mod:`rfcheck.diagnostics`; it does not change
+        exactness by itself)."""
+        w = Diagnostic.of(code, self.name, message)
+        if w not in self.warnings:
+            self.warnings.append(w)
 
     def window(self, windows: dict[int, Envelope], out: Optional[torch.Tensor] = None,
                state: Optional[TensorState] = None, collapse_if_whole: bool = False,
@@ -85,7 +103,7 @@ class Call:
                 geo[ax] = g.apply(w, n_out)
             elif d.axes:
                 self.note(f"window over a {d.kind} dim holding spatial axes {sorted(d.axes)} is not modelled",
-                          exact=False)
+                          exact=False, code="RF105")
         return TensorState(tuple(dims), geo, st.exact and self.exact)
 
     def sliding(self, kernel: Sequence[int], stride: Optional[Sequence[int]] = None,
@@ -152,7 +170,7 @@ class Call:
             d = st.dims[j]
             if d.kind == PART:
                 self.note("reduction over part of a spatial axis (after a view split it) is not modelled; "
-                          "treated as global", exact=False)
+                          "treated as global", exact=False, code="RF105")
             for ax in d.axes:
                 if geo[ax].global_at is None:
                     self.is_global = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from operator import is_
 from typing import Any, Optional
 
 import torch
@@ -54,6 +55,11 @@ class Graph:
     module_outputs: dict[str, int] = field(default_factory=dict)  # module call name -> producing node
     module_types: dict[str, str] = field(default_factory=dict)
     top_level: list[str] = field(default_factory=list)  # direct children of the model, in call order
+    #: diagnostics about the trace as a whole (data-dependent reads RF102, restored attributes RF302)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: the index of the first node recorded after a data-dependent read (it and every later node are
+    #: not exact), or None
+    tainted_at: Optional[int] = None
 
 
 class _Frame:
@@ -82,6 +88,31 @@ SHAPE_PRESERVING = frozenset({
     "celu", "gelu", "silu", "mish", "sigmoid", "sigmoid_", "tanh", "tanh_", "hardswish", "hardsigmoid",
     "softplus", "softsign", "logsigmoid", "tanhshrink", "hardshrink", "softshrink",
 })
+
+
+#: ops that read a tensor's values into Python: a branch (``if x.mean() > 0``), a scalar (``.item()``),
+#: a size (``int(t)``, ``range(t)``).  A meta tensor has no values: traced, they are data-dependent
+#: (RF102); a message "Tensor.item() cannot be called on meta tensors" says the same of the others
+#: (``torch.arange(t)``, ``torch.full(size, t)``, ``allclose``)
+VALUE_READS = frozenset({
+    "__bool__", "item", "tolist", "__int__", "__float__", "__index__", "__complex__", "__contains__", "numpy",
+    "__array__", "equal", "allclose", "is_nonzero",
+})
+#: ops whose output shape depends on the values (when the meta device cannot run them)
+VALUE_SHAPES = frozenset({
+    "nonzero", "argwhere", "masked_select", "unique", "unique_consecutive", "_unique", "_unique2", "bincount",
+    "repeat_interleave", "where", "__getitem__", "masked_scatter",
+})
+#: of those, the ops whose shape is decided by their second argument (the mask, index or repeats)
+_DECIDED_BY_ARG1 = frozenset({"__getitem__", "masked_select", "masked_scatter", "repeat_interleave"})
+_READ_WORDS = {
+    "__bool__": "bool() (an if, while, assert or `and`/`or` on a tensor)", "item": ".item()",
+    "tolist": ".tolist()", "__int__": "int()", "__float__": "float()", "__complex__": "complex()",
+    "__index__": "its use as an int (an index, a size, range())", "__contains__": "`in`", "numpy": ".numpy()",
+    "__array__": "numpy.asarray()", "is_nonzero": "torch.is_nonzero()",
+    "__getitem__": "indexing with a mask (x[mask])", "where": "torch.where(condition) with one argument",
+    "repeat_interleave": "repeat_interleave with tensor repeats",
+}
 
 
 def _batch_norm_fits(args: tuple, kwargs: dict) -> bool:
@@ -195,6 +226,9 @@ class Tracer(TorchFunctionMode):
         self.module_outputs: dict[str, int] = {}
         self.module_types: dict[str, str] = {}
         self.top_level: list[str] = []
+        self.diagnostics: list[Diagnostic] = []
+        self.tainted_at: Optional[int] = None  # see Graph.tainted_at
+        self.decisions: set[tuple[str, str]] = set()  # (module, op) of the data-dependent reads reported
 
     # -- tensors -----------------------------------------------------------------------
     def to_meta(self, t: torch.Tensor) -> torch.Tensor:
@@ -268,7 +302,10 @@ class Tracer(TorchFunctionMode):
             fast = fastmeta.FAST.get(name) if tracked else None
             out = fast(name, margs, mkwargs) if fast is not None else None
             if out is None:
-                out = self._call(func, margs, mkwargs)
+                try:
+                    out = func(*margs, **mkwargs)
+                except Exception as e:
+                    out = self._fallback(e, func, name, args, kwargs, tracked)
         self.current = _IDLE  # an error raised after this op is not this op's
         if self.suppress:
             return out
@@ -285,24 +322,71 @@ class Tracer(TorchFunctionMode):
         self._record(name, margs, mkwargs, tracked, outs, tensors_in)
         return out
 
-    @staticmethod
-    def _call(func, args, kwargs):
+    def _fallback(self, e: Exception, func, name: str, args: tuple, kwargs: dict, tracked: list) -> Any:
+        """An op the meta device cannot run: compute it on the CPU (meta tensors as zeros, real ones as
+        copies), then go back to meta.  An op that reads values (``bool``, ``.item()``) or whose
+        shape depends on them (``nonzero``, ``x[mask]``) on a tensor that depends on the input is a
+        data-dependent decision (:meth:`_decided`); its shape ops see ones (every element selected)."""
+        msg = str(e)
+        reads = name in VALUE_READS or "item()" in msg
+        shapes = not reads and (name in VALUE_SHAPES or "data-independent" in msg)
+        if not (reads or shapes) and (not isinstance(e, (NotImplementedError, RuntimeError))
+                                      or (isinstance(e, RuntimeError) and "meta" not in msg)):
+            raise e
+        fill = torch.ones if shapes else torch.zeros
+
+        def real(t):
+            if t.device.type == "meta":
+                return fill(t.shape, dtype=t.dtype)
+            return t.detach().to("cpu", copy=True)  # (a copy: an in-place op must not touch the model)
         try:
-            return func(*args, **kwargs)
-        except (NotImplementedError, RuntimeError) as e:
-            if isinstance(e, RuntimeError) and "meta" not in str(e):
-                raise
-            # no meta kernel: compute this one op on zeros on the CPU, then go back to meta
-            def real(t):
-                return torch.zeros(t.shape, dtype=t.dtype) if t.device.type == "meta" else t
-            try:
-                out = func(*_map(args, real), **_map(kwargs, real))
-            except Exception:
-                raise e
-            return _map(out, lambda t: t.to("meta"))
+            out = func(*_map(args, real), **_map(kwargs, real))
+        except Exception:
+            raise e
+        if (reads or shapes) and tracked and not self.suppress:
+            deciding = _tensors((args[1:2], kwargs)) if name in _DECIDED_BY_ARG1 else []
+            deciding = [t for t in (deciding or _tensors((args, kwargs))) if id(t) in self.registry]
+            if deciding:
+                self._decided(name, deciding[0], out, reads)
+        return _map(out, lambda t: t.to("meta"))
+
+    def _decided(self, op: str, t: torch.Tensor, value: Any, reads: bool) -> None:
+        """A value of ``t`` (computed from the input) decided the forward's path or a shape: the
+        trace goes on with a made-up value, and every node recorded from now on is not exact."""
+        if self.tainted_at is None:
+            self.tainted_at = len(self.nodes)
+        frame = self.frames[-1] if self.frames else None
+        module = frame.name if frame is not None and frame.module is not self.model else ""
+        if (module, op) in self.decisions:
+            return
+        self.decisions.add((module, op))
+        source = self.nodes[self.registry[id(t)][0]].name
+        owner = type(frame.module if frame is not None else self.model).__name__
+        where = f"{module} ({owner}.forward)" if module else f"{owner}.forward"
+        layer = module or source
+        if reads:
+            what = _READ_WORDS.get(op, f"torch.{pretty(op)}() of a tensor argument")
+            got = repr(value) if isinstance(value, (bool, int, float)) else (
+                "zeros" if isinstance(value, (list, torch.Tensor)) else type(value).__name__)
+            text = (f"{what} reads the value of {source}, a tensor computed from the input; the trace has no "
+                    f"values, so it went on with {got}")
+        else:
+            shape = "x".join(str(s) for s in value.shape) if isinstance(value, torch.Tensor) else "?"
+            what = _READ_WORDS.get(op, f"torch.{pretty(op)}()")
+            text = (f"{what} on {source}, a tensor computed from the input, gives an output shape that depends "
+                    f"on its values; the trace went on as if every element were selected ({shape})")
+        self.diagnostics.append(Diagnostic.of(
+            "RF102", layer, f"data-dependent at {layer}: in {where}, {text}. What the forward decided with it (a "
+            "branch, a loop, a size) may differ for real inputs: every layer recorded from here on is marked "
+            "not exact"))
 
     def _new_node(self, name: str, type_: str, op: str, call: Call, states: list[TensorState],
                   outs: list[torch.Tensor], inputs: list[int]) -> Node:
+        if self.tainted_at is not None or not call.exact:
+            # after a data-dependent decision nothing is exact, nor is what a rule noted as not exact
+            # (copies: a rule may return its input's state object)
+            states = [st if not st.exact else TensorState(st.dims, dict(st.geo), False, st.notes, st.subpixel)
+                      for st in states]
         node = Node(len(self.nodes), name, type_, op, inputs, [_shape(o) for o in outs], states[0],
                     out_ids=[id(o) for o in outs], macs=call.macs, info=call.info, exact=states[0].exact,
                     unknown=call.unknown, is_global=call.is_global, notes=call.notes, warnings=call.warnings)
@@ -327,6 +411,8 @@ class Tracer(TorchFunctionMode):
         in_nodes = [i for i, _ in entries]
         if name in ALIASES:
             st = entries[0][1]
+            if self.tainted_at is not None and st.exact:
+                st = TensorState(st.dims, st.geo, False, st.notes, st.subpixel)
             for o in outs:
                 if o.ndim == len(st.dims):
                     self.register(o, in_nodes[0], st)
@@ -390,9 +476,9 @@ class Tracer(TorchFunctionMode):
                         tensors_in: list) -> Node:
         """What the pointwise rule gives for one input of the output's shape (Call.merge's unary
         case), without building a Call: BatchNorm and activations are most of a CNN's layers."""
-        state = TensorState(st.dims, dict(st.geo), st.exact)
+        state = TensorState(st.dims, dict(st.geo), st.exact and self.tainted_at is None)
         node = Node(len(self.nodes), nname, type_, op, [idx], [_shape(out)], state, out_ids=[id(out)],
-                    info={"kind": "pointwise"}, exact=st.exact)
+                    info={"kind": "pointwise"}, exact=state.exact)
         self.nodes.append(node)
         self.register(out, node.index, state)
         self._attribute(node, self._param_ids(tensors_in))
@@ -490,6 +576,86 @@ def _global_hooks() -> bool:
                                               "_global_forward_hooks_always_called"))
 
 
+_CONTAINERS = frozenset({list, dict, set})  # attribute values a forward may change in place (x.append)
+_SCALARS = frozenset({int, float, bool, str, complex, type(None)})
+_MISSING = object()
+#: what the keys of a module's own dicts hold, for the RF302 message
+_KINDS = {"_parameters": "parameter", "_buffers": "buffer", "_modules": "submodule",
+          "_non_persistent_buffers_set": "non-persistent buffer"}
+
+
+def _snapshot(modules: list[torch.nn.Module]) -> tuple:
+    """What a forward may change on each module, shallowly: its ``__dict__`` (the identity of each
+    value) and the contents of its plain lists, dicts and sets (``_parameters``, ``_buffers``,
+    ``_modules`` among them).  (Flat comprehensions: this runs for every module of every analysis.)"""
+    dicts = [m.__dict__ for m in modules]
+    return (modules, dicts, [dict(d) for d in dicts],
+            [(i, k, v, v.copy()) for i, d in enumerate(dicts) for k, v in d.items() if type(v) in _CONTAINERS])
+
+
+def _changed(v: Any, saved: Any) -> bool:
+    t = type(v)
+    if t is dict:
+        return v.keys() != saved.keys() or not all(map(is_, v.values(), saved.values()))
+    if t is list:
+        return len(v) != len(saved) or not all(map(is_, v, saved))
+    return v != saved
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or (type(a) is type(b) and type(a) in _SCALARS and a == b)
+
+
+def _restore(snap: tuple, names: dict[int, str]) -> list[Diagnostic]:
+    """Put back what the forward reassigned, added or deleted (the trace leaves meta tensors in what
+    it stored); one RF302 diagnostic per module type and change (ten blocks that cache the same
+    buffer are one)."""
+    if not snap:
+        return []
+    modules, dicts, saved, containers = snap
+    what: dict[int, list[str]] = {}
+    for i, k, v, before in [c for c in containers if _changed(c[2], c[3])]:
+        if dicts[i].get(k) is not v:
+            continue  # the container itself was replaced: put back below
+        kind = _KINDS.get(k)
+        if kind is not None:
+            keys = (v ^ before) if type(v) is set else [
+                n for n in {**before, **v} if v.get(n, _MISSING) is not before.get(n, _MISSING)]
+            what.setdefault(i, []).extend(f"{kind} {n}" for n in sorted(map(str, keys)))
+        else:
+            what.setdefault(i, []).append(f"the contents of {type(v).__name__} {k}")
+        if type(v) is list:
+            v[:] = before
+        else:
+            v.clear()
+            v.update(before)
+    for i in [i for i, (d, s) in enumerate(zip(dicts, saved))
+              if d.keys() != s.keys() or not all(map(is_, d.values(), s.values()))]:
+        d, s, w = dicts[i], saved[i], what.setdefault(i, [])
+        for k in [k for k in d if k not in s]:
+            w.append(f"new attribute {k}")
+            del d[k]
+        for k, v in s.items():
+            now = d.get(k, _MISSING)
+            if now is not v:
+                if not _same(now, v):
+                    w.append(f"attribute {k}" if now is not _MISSING else f"deleted attribute {k}")
+                d[k] = v
+    found: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for i, w in sorted(what.items()):
+        if w:
+            m = modules[i]
+            found.setdefault((type(m).__name__, tuple(w)), []).append(names.get(id(m)) or type(m).__name__)
+    out = []
+    for (type_, what), where in found.items():
+        shown = ", ".join(what[:8]) + (f" and {len(what) - 8} more" if len(what) > 8 else "")
+        at = ", ".join(where[:4]) + (f" and {len(where) - 4} more" if len(where) > 4 else "")
+        out.append(Diagnostic.of(
+            "RF302", where[0], f"forward mutates at {at}: {type_}.forward changed {shown}; rfcheck restored "
+            "it after the trace (it would have held meta tensors); this does not change the analysis"))
+    return out
+
+
 def trace(model: torch.nn.Module, inputs: list[torch.Tensor], rules: Optional[dict] = None) -> Graph:
     """Run ``model`` once on meta ``inputs`` and return the recorded graph; ``rules`` maps
     module types and op names to rules that win over the global table for this trace only."""
@@ -526,9 +692,11 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor], rules: Optional[di
             post(module, args, out)
         return out
 
+    snap: tuple = ()
     try:
         if training:
             model.eval()  # (a model may override train(): let it)
+        snap = _snapshot(tracer.modules)
         torch.nn.Module.__call__ = call
         with torch.no_grad(), tracer, warnings.catch_warnings():
             # a warning about the cost of a real kernel means nothing on meta tensors
@@ -540,6 +708,7 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor], rules: Optional[di
         raise TraceError(_describe_failure(tracer, e)) from e
     finally:
         torch.nn.Module.__call__ = module_call
+        restored = _restore(snap, tracer.module_names)
         if training:  # (an eval-mode model was not touched)
             for m in tracer.modules:
                 flag = id(m) in training_set
@@ -552,8 +721,8 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor], rules: Optional[di
     total = sum(n for _, n, _ in tracer.params.values())
     trainable = sum(n for _, n, rg in tracer.params.values() if rg)
     unused = sorted(name for pid, (name, _, _) in tracer.params.items() if pid not in tracer.attributed)
-    return Graph(tracer.nodes, outputs, total, trainable, unused,
-                 tracer.module_outputs, tracer.module_types, tracer.top_level)
+    return Graph(tracer.nodes, outputs, total, trainable, unused, tracer.module_outputs, tracer.module_types,
+                 tracer.top_level, tracer.diagnostics + restored, tracer.tainted_at)
 
 
 _TOO_SMALL = ("too small", "can't be greater than actual input size", "cannot be greater than",
@@ -574,4 +743,9 @@ def _describe_failure(tracer: Tracer, e: Exception) -> str:
         return (f"input too small for the net: {layer} gets a {shape} input and its {pretty(op) or 'output'} "
                 f"would produce an output size < 1 ({msg}); use a larger --input-size")
     at = f" at {pretty(op)}" if op else ""
-    return f"forward failed in {layer}{at} with input {shape}: {type(e).__name__}: {msg}"
+    after = ""
+    if tracer.diagnostics:  # (only data-dependent reads are known before the trace ends)
+        d = tracer.diagnostics[0]
+        after = (f" (after a data-dependent read at {d.layer}, where the trace made up a value that real "
+                 "inputs may not give: see RF102)")
+    return f"forward failed in {layer}{at} with input {shape}: {type(e).__name__}: {msg}{after}"
