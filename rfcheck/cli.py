@@ -92,6 +92,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.input_size = sizes[0] if sizes else None
         if args.plot:
             check_output_path("--plot", args.plot)
+            import importlib.util
+            if importlib.util.find_spec("matplotlib") is None:
+                raise RFCheckError(f"--plot {args.plot}: matplotlib is not installed (pip install matplotlib)")
         config = _config(args)
         command_line = from_namespace(args, [*RULES, *OPTIONS])
         fmt = resolve(config=config, command_line=command_line).format
