@@ -275,7 +275,7 @@ def test_package_module_import_error(capsys):
     assert_error(capsys, ["no_such_pkg_rfcheck.models:Name"], "no_such_pkg_rfcheck")
 
 
-def test_package_module_missing_name(capsys):
+def test_package_module_missing_name(capsys, torchvision):
     assert_error(capsys, ["torchvision.models:no_such_model"], "torchvision.models", "no_such_model")
 
 
@@ -403,8 +403,7 @@ def test_debug_shows_traceback_of_forward_error(capsys, tmp_path):
 
 
 # -- factories, 1D, 3D ----------------------------------------------------------------------------
-def test_torchvision_factory(capsys):
-    pytest.importorskip("torchvision")
+def test_torchvision_factory(capsys, torchvision):
     rc, out, err = run(capsys, "torchvision.models:resnet18", "--input-size", "3,64,64")
     assert rc == 0, err
     assert "model: torchvision.models:resnet18   input: 3x64x64" in out

@@ -68,8 +68,8 @@ def test_bundled_designs_build_on_meta_with_the_cpu_report(monkeypatch):
 
 @pytest.mark.filterwarnings("ignore:The default weight initialization:FutureWarning")
 @pytest.mark.parametrize("name", TORCHVISION)
-def test_torchvision_builds_on_meta_with_the_cpu_report(name):
-    tvm = pytest.importorskip("torchvision.models")
+def test_torchvision_builds_on_meta_with_the_cpu_report(name, torchvision):
+    tvm = torchvision.models
     size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
     notes: list[str] = []
     m = build(getattr(tvm, name), name, notes=notes)
@@ -255,8 +255,8 @@ def test_meta_copy_of_the_bundled_designs(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["resnet50", "densenet121"])
-def test_meta_copy_of_torchvision(name):
-    tvm = pytest.importorskip("torchvision.models")
+def test_meta_copy_of_torchvision(name, torchvision):
+    tvm = torchvision.models
     assert_meta_copy(getattr(tvm, name)(), (3, 224, 224))
 
 
