@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     from rfcheck.options import add_rule_options, argparse_type, parse_size
     p = argparse.ArgumentParser(prog="rfcheck-train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("model", help="PATH.py, PATH.py:Name or package.module:Name (built with no arguments)")
+    p.add_argument("model", help="PATH.py, PATH.py:Name, package.module:Name or timm:NAME, as for rfcheck; "
+                                 "Name(ARGS) passes Python literals to it")
     p.add_argument("--data", required=True, help="ImageFolder dir (train/ test/), its .tar.gz, a CIFAR-10 "
                                                  "python-batches dir or a Fashion-MNIST idx dir")
     p.add_argument("--epochs", type=number(int, lo=1), default=60)
