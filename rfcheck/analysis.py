@@ -219,6 +219,19 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
             "RF206", unproductive[0], f"unproductive layers: {len(unproductive)} windowed layer(s) run after every "
             f"unit already sees the whole {_fmt_tuple(input_size[1:])} input, so they cannot widen the RF: {shown} "
             "(use 1x1 convs there, or fewer layers)"))
+    # a fold or layout note repeated block after block (Swin's windows) is one diagnostic naming the rest
+    repeats: dict[tuple[str, str], list[Diagnostic]] = {}
+    for w in warnings:
+        if w.code in ("RF103", "RF104", "RF105") and w.layer:
+            repeats.setdefault((w.code, re.sub(r"\d+", "#", w.message.replace(w.layer, ""))), []).append(w)
+    for group in repeats.values():
+        if len(group) > 1:
+            more = [w.layer for w in group[1:]]
+            shown = ", ".join(more[:5]) + (" ..." if len(more) > 5 else "")
+            warnings[warnings.index(group[0])] = Diagnostic(group[0].code, group[0].severity, group[0].layer,
+                                                            f"{group[0].message} (the same at {len(more)} more "
+                                                            f"layer(s): {shown})")
+            warnings = [w for w in warnings if w not in group[1:]]
     report = Report(model=model_name, input_size=input_size, blocks=_blocks(graph, by_index, layers),
                     unproductive=unproductive,
                     params=Params(graph.params_total, graph.params_trainable, list(graph.unused_params)),

@@ -507,9 +507,9 @@ def reshape(call: Call) -> Result:
         turned = f"into {rows} rows" if rows else f"into rows of a {out.shape[0]}-row batch"
         call.warn("RF103", f"batch-folded at {call.name}: {_call_text(call)} turns each "
                            f"{'x'.join(map(str, x.shape[1:]))} sample {turned}: the batch dim now holds spatial "
-                           "positions, so what follows treats each position as a sample of its own and the values "
-                           "from here on are not exact (to keep one row per sample: x.flatten(1) or "
-                           "x.view(x.size(0), -1))")
+                           "positions, and what follows treats each row as a sample of its own, which rfcheck "
+                           "cannot follow exactly (the values from here on are not exact); in a classifier head, "
+                           "x.flatten(1) or x.view(x.size(0), -1) keeps one row per sample")
         call.note("spatial positions folded into the batch dim", exact=False, code="RF103")
     elif not ok:
         call.note("reshape that regroups spatial dims across others is not modelled exactly", exact=False,

@@ -272,6 +272,30 @@ def test_flatten_keeping_the_batch_is_not_folded():
     assert "RF103" not in codes(r) and r.exact
 
 
+def test_the_same_fold_in_several_blocks_is_one_diagnostic():
+    """Two blocks fold the same way (Swin's window partition does it once per block)."""
+    class Fold(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = conv(3, 4)
+
+        def forward(self, x):
+            return self.c(x).view(-1, 4)
+
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = Fold(), Fold()
+
+        def forward(self, x):
+            return self.a(x) + self.b(x)
+
+    r = rfcheck.analyze(Two(), (3, 8, 8))
+    d = only(r, "RF103")
+    assert d.layer == "a.view" and "4x8x8" in d.message and "64 rows" in d.message
+    assert "the same at 1 more layer(s): b.view" in d.message
+
+
 # -- every not-exact result says why ----------------------------------------------------------
 class Lambda(nn.Module):
     def __init__(self, fn):
