@@ -160,18 +160,30 @@ class Call:
         return TensorState(tuple(dims), geo, exact and self.exact)
 
     def collapse(self, dims: Iterable[int], keep: bool, state: Optional[TensorState] = None,
-                 kind: str = "other") -> TensorState:
-        """A reduction or mixing over tensor dims: the spatial axes they hold become global."""
+                 kind: str = "other", mix: bool = False) -> TensorState:
+        """A reduction or mixing over tensor dims: the spatial axes they hold become global, unless
+        the positions survive (another output dim holds the axis, the dim keeps its length, or
+        ``mix``): then every unit sees every unit of the axis."""
         st = self.state if state is None else state
         nd = len(st.dims)
         red = sorted({d % nd for d in dims})
         geo = dict(st.geo)
+        # an axis still held by an output dim (the query tokens of attention) or by a dim that
+        # keeps its length (softmax over positions, a Linear over tokens) is mixed, not reduced
+        held = {ax for j, d in enumerate(st.dims) if j not in red for ax in d.axes}
+        x = self.data
         for j in red:
             d = st.dims[j]
             if d.kind == PART:
                 self.note("reduction over part of a spatial axis (after a view split it) is not modelled; "
                           "treated as global", exact=False, code="RF105")
+            same_length = mix or (keep and state is None and x.ndim == nd and self.out.ndim == nd and
+                                  x.shape[j] == self.out.shape[j] > 1)
             for ax in d.axes:
+                if geo[ax].global_at is None and (ax in held or same_length) and d.kind != PART:
+                    self.info["mixing"] = True
+                    geo[ax] = geo[ax].mix()
+                    continue
                 if geo[ax].global_at is None:
                     self.is_global = True
                 geo[ax] = geo[ax].collapse(self.index)

@@ -241,6 +241,30 @@ def crop(offset: int, step: int = 1) -> Envelope:
     return Envelope(1, step, (offset,), (offset,))
 
 
+def extremes(env: Envelope, n: int) -> Interval:
+    """The smallest lo and the largest hi over output units 0 .. n-1 (lo and hi grow by
+    ``shift >= 0`` per period, so the first and the last period hold them)."""
+    k = min(env.period, max(n, 1))
+    los = [iv[0] for iv in (env.at(o) for o in range(k)) if iv is not None]
+    his = [iv[1] for iv in (env.at(o) for o in range(max(n, 1) - k, max(n, 1))) if iv is not None]
+    return (min(los), max(his)) if los and his else None
+
+
+def mixed(env: Envelope, n: int) -> Envelope:
+    """Every output unit reads every one of the ``n`` input units (token mixing, attention,
+    softmax over positions): one constant interval, jump 0."""
+    iv = extremes(env, n)
+    return Envelope(1, 0, (None,), (None,)) if iv is None else Envelope(1, 0, (iv[0],), (iv[1],))
+
+
+def covers(big: Envelope, small: Envelope, n: int) -> bool:
+    """``big`` is a mixed (constant) envelope holding every interval of ``small``'s n units."""
+    if big.period != 1 or big.shift != 0 or big.lo[0] is None:
+        return False
+    iv = extremes(small, n)
+    return iv is None or (big.lo[0] <= iv[0] and iv[1] <= big.hi[0])
+
+
 def whole(size: int) -> Envelope:
     """A window over the whole map (a global reduction)."""
     return Envelope(1, max(size, 1), (0,), (size - 1,))
@@ -353,6 +377,11 @@ class AxisGeo:
         return AxisGeo(self.env.compose(window), self.short.compose(window), size, self.global_at, self.before,
                        self.gated)
 
+    def mix(self) -> "AxisGeo":
+        """Every unit now depends on every unit of the axis, which keeps its extent."""
+        return AxisGeo(mixed(self.env, self.size), mixed(self.short, self.size), self.size, self.global_at,
+                       self.before, self.gated)
+
     def collapse(self, at: int) -> "AxisGeo":
         if self.global_at is not None:  # already global: the first reduction stays the one
             return replace(self, env=self.env.compose(whole(self.size)), size=1)
@@ -375,6 +404,13 @@ def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int,
     (n0, g0) = group[0]
     env, short = g0.env, g0.short
     for n, g in group[1:]:
+        if g.short.size_max < short.size_max:
+            short = g.short
+        if covers(g.env, env, size):  # a mixing branch (attention) beside a windowed one: it sees all
+            env = g.env
+            continue
+        if covers(env, g.env, size):
+            continue
         same_jump = g.env.shift * env.period == env.shift * g.env.period
         if not g.env.aligned_with(env):
             if spatial:
@@ -394,8 +430,6 @@ def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int,
             exact = False
             if g.env.size_max > env.size_max:
                 env = g.env
-        if g.short.size_max < short.size_max:
-            short = g.short
     gated = bool(spatial and pooled) or any(g.gated for _, g in branches)
     if spatial:
         return AxisGeo(env, short, size, gated=gated), warnings, exact

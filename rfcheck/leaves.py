@@ -7,7 +7,7 @@ mode, about half the cost of an analysis, only to reach the same rule with the s
 arguments.  Each entry returns the function's name and arguments exactly as the module's
 forward would pass them, or None when the module is configured in a way its forward handles
 differently (a padding mode, a wrong input rank): the module then runs as usual, so results
-and error messages are those of the normal path (``tests/test_leaves.py`` compares the two on
+and error messages are those of the normal path (``tests/unit/test_leaves.py`` compares the two on
 the model zoo).  Only exact types are listed: a subclass may override ``forward``.
 """
 from __future__ import annotations

@@ -16,8 +16,8 @@ from typing import Callable, Union
 import torch
 
 from .call import Call, tup
-from .geometry import adaptive, crop, interpolation, sliding, transposed
-from .state import NO_AXES, PART, SPATIAL, Dim, TensorState
+from .geometry import adaptive, crop, interpolation, merge_axis, sliding, transposed
+from .state import FLAT, NO_AXES, PART, SPATIAL, Dim, TensorState
 
 Result = Union[TensorState, list]
 FunctionRule = Callable[[Call], Result]
@@ -327,6 +327,8 @@ def linear(call: Call) -> Result:
     call.info.update(kind="linear", in_features=w.shape[-1], out_features=w.shape[0])
     call.macs = call.out.numel() * w.shape[-1]
     st = call.collapse([-1], keep=True, kind="linear")
+    if call.info.get("mixing"):  # a Linear over tokens (MLP-Mixer): positions kept, each sees all
+        return st
     return call.with_dims(st.dims[:-1] + (NO_AXES,), st)
 
 
@@ -373,6 +375,59 @@ def matmul(call: Call) -> Result:
     n = len(merged.dims)
     res = call.collapse([n, n + 1], keep=False, state=tmp, kind="attention")
     return res
+
+
+def _attend(call: Call, q, k, v, token_dim: int, masked: bool) -> TensorState:
+    """Every query position reads every key and value position (on the axes their token dim
+    holds), and its own query position: the output has the query's layout."""
+    states = {id(t): st for t, st in zip(call.tracked, call.inputs)}
+    qs = states.get(id(q))
+    parts = [qs] if qs is not None else []
+    for t in (k, v):
+        st = states.get(id(t))
+        if st is not None:
+            parts.append(call.collapse([token_dim], keep=True, state=st, kind="attention", mix=True))
+    call.info["kind"] = "attention"
+    dims = (tuple(qs.dims[:-1]) if qs is not None else tuple(NO_AXES for _ in range(q.ndim - 1))) + (NO_AXES,)
+    geo: dict = {}
+    for st in parts:
+        for ax, g in st.geo.items():
+            geo.setdefault(ax, []).append((call.name, g))
+    merged = {}
+    for ax, branches in geo.items():
+        g, _, ok = merge_axis(branches, branches[0][1].size, call.name)
+        merged[ax] = g
+        call.exact = call.exact and ok
+    if masked:
+        call.note("an attention mask or causal masking hides positions from some queries: the RF shown is that "
+                  "of the unmasked attention, an upper bound", exact=False, code="RF104")
+    return TensorState(dims, merged, all(st.exact for st in parts) and call.exact)
+
+
+@register_function("scaled_dot_product_attention")
+def scaled_dot_product_attention(call: Call) -> Result:
+    a = call.bind(["query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale"], attn_mask=None,
+                  is_causal=False)
+    q, k, v = a["query"], a["key"], a["value"]
+    call.macs = q.numel() * k.shape[-2] + call.out.numel() * k.shape[-2]
+    return _attend(call, q, k, v, -2, a["attn_mask"] is not None or bool(a["is_causal"]))
+
+
+@register_function("multi_head_attention_forward")
+def multi_head_attention(call: Call) -> Result:
+    """F.multi_head_attention_forward (nn.MultiheadAttention): (L, N, E) inputs, tokens first."""
+    a = call.bind(["query", "key", "value"], key_padding_mask=None, attn_mask=None, is_causal=False)
+    q, k, v = a["query"], a["key"], a["value"]
+    masked = any(a.get(m) is not None for m in ("key_padding_mask", "attn_mask")) or bool(a.get("is_causal"))
+    call.macs = 2 * q.numel() * k.shape[0]
+    st = _attend(call, q, k, v, 0, masked)
+    out = []
+    for t in call.outputs:  # the attention output, and the averaged weights (N, L, S) if asked for
+        if t.ndim == q.ndim:
+            out.append(st)
+        else:
+            out.append(TensorState(tuple(NO_AXES for _ in range(t.ndim)), dict(st.geo), st.exact))
+    return out
 
 
 @register_function("einsum")
@@ -591,9 +646,16 @@ def cat(call: Call) -> Result:
     out = call.out
     d = a["dim"] % out.ndim
     call.info["kind"] = "merge"
-    if any(st.dims[d].axes for st in call.inputs):
-        return call.unknown_result("concatenation along a spatial dim has no rule")
-    return call.merge(out)
+    carriers = [st for st in call.inputs if st.dims[d].axes]
+    if not carriers:
+        return call.merge(out)
+    if len(carriers) == 1 and carriers[0].dims[d].kind == FLAT:
+        # tokens with constant ones beside them (a class or distillation token): every token of
+        # the input keeps its RF, the added ones read no input; a flattened dim holds no order
+        # rfcheck follows, so nothing shifts
+        st = call.merge(out)
+        return TensorState(tuple(carriers[0].dims), st.geo, st.exact)
+    return call.unknown_result("concatenation along a spatial dim has no rule")
 
 
 @register_function("stack")
@@ -646,6 +708,12 @@ def split(call: Call) -> Result:
     return results
 
 
+
+def _all_mixed(st: TensorState, d: Dim) -> bool:
+    """Every unit along the dim's axes sees the same input (after attention or token mixing),
+    so which positions a slice keeps changes nothing."""
+    return all(st.geo[ax].env.period == 1 and st.geo[ax].env.shift == 0 for ax in d.axes)
+
 @register_function("__getitem__")
 def getitem(call: Call) -> Result:
     x, idx = call.args[0], call.args[1]
@@ -669,8 +737,8 @@ def getitem(call: Call) -> Result:
             start, stop, step = i.indices(x.shape[j])
             if d.kind == SPATIAL and (start, step) != (0, 1):
                 windows[len(dims)] = crop(start, step)
-            elif d.axes and (start, stop, step) != (0, x.shape[j], 1):
-                call.note("slicing a flattened spatial dim is not modelled", exact=False)
+            elif d.axes and (start, stop, step) != (0, x.shape[j], 1) and not _all_mixed(st, d):
+                call.note("slicing a flattened spatial dim is not modelled", exact=False, code="RF105")
             dims.append(d)
             j += 1
         elif isinstance(i, int) and not isinstance(i, bool):

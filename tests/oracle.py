@@ -65,3 +65,20 @@ def unit_intervals(model: nn.Module, shape: Sequence[int], margin: int = 0) -> l
 def rf_sizes(model: nn.Module, shape: Sequence[int], margin: int = 0) -> list[int]:
     """1D: each output unit's RF size (0 when it reads nothing)."""
     return [0 if iv is None else iv[1] - iv[0] + 1 for iv in unit_intervals(model, shape, margin)]
+
+
+def unit_boxes(model: nn.Module, shape: Sequence[int], margin: int = 0) -> list[Optional[tuple[Interval, ...]]]:
+    """Each output unit's bounding box, one interval per spatial axis (None: it reads nothing)."""
+    dep, positions = dependencies(model, shape, margin)
+    out: list[Optional[tuple[Interval, ...]]] = []
+    for row in dep:
+        idx = [positions[i] for i in torch.nonzero(row).flatten().tolist()]
+        out.append(tuple((min(p[a] for p in idx), max(p[a] for p in idx)) for a in range(len(shape) - 1))
+                   if idx else None)
+    return out
+
+
+def rf_box(model: nn.Module, shape: Sequence[int], margin: int = 0) -> tuple[int, ...]:
+    """The largest RF per axis over the output units."""
+    boxes = [b for b in unit_boxes(model, shape, margin) if b is not None]
+    return tuple(max(b[a][1] - b[a][0] + 1 for b in boxes) for a in range(len(shape) - 1))

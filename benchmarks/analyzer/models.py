@@ -268,7 +268,7 @@ HAND: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "shared": ((11, 11), (2, 2)),
     "conv1d": ((25,), (4,)),
     "conv3d": ((8, 15, 15), (2, 4, 4)),
-    # models/net.py Net: tests/test_golden.py::test_bundled_net_hand_derivation         -> 67, jump 4
+    # models/net.py Net: tests/golden/test_golden.py::test_bundled_net_hand_derivation         -> 67, jump 4
     "net": ((67, 67), (4, 4)),
     # plain stacks (1000 in the scale runs, the rest in the depth sweep): 1 + 2*depth, jump 1
     **{f"plain{d}": ((1 + 2 * d,) * 2, (1, 1)) for d in [1000] + DEPTHS},
