@@ -9,7 +9,7 @@ import torch
 
 from .diagnostics import Diagnostic
 from .errors import RFCheckError, TraceError
-from .report import COUNT_KEYS, Block, Layer, ModelRF, Params, Report
+from .report import COUNT_KEYS, Block, Layer, ModelRF, OutputRF, Params, Report
 from .state import TensorState
 from .tracer import Graph, Node, trace
 
@@ -42,11 +42,28 @@ def analyze(model: torch.nn.Module, input_size: Optional[Sequence[int]] = None,
         except TraceError as e:
             raise TraceError(_layout_hint(str(e), size, model)) from e.__cause__
         if not graph.outputs:
-            raise RFCheckError("the model's output does not depend on its input (nothing to analyse)")
+            raise RFCheckError(_no_output_message(model, graph))
         return build_report(graph, name or type(model).__name__, size, rf_at)
     finally:
         if collecting:
             gc.enable()
+
+
+def _no_output_message(model: torch.nn.Module, graph: Graph) -> str:
+    """Why nothing reaches the output, and what to analyse instead."""
+    msg = "the model's output does not depend on its input (nothing to analyse)"
+    decided = [d for d in graph.diagnostics if d.code == "RF102"]
+    backbone = isinstance(getattr(model, "backbone", None), torch.nn.Module)
+    if backbone or decided:
+        msg = ("the model's outputs come from data-dependent post-processing (" +
+               (f"e.g. {decided[0].layer}: " if decided and decided[0].layer else "") +
+               "boxes, scores or masks picked by value, such as a detector's NMS), so no output unit depends on "
+               "input positions the trace can follow")
+    if backbone:
+        msg += ("; analyse its feature extractor instead: in Python rfcheck.check(model.backbone, input_size) "
+                "(a torchvision detector's backbone returns its feature pyramid: every level's RF is listed, "
+                "the largest is the model RF)")
+    return msg
 
 
 def _op_rules(rules) -> Optional[dict]:
@@ -207,8 +224,7 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
             "RF301", None, f"{len(graph.unused_params)} parameter tensor(s) are not used in forward but are "
             f"counted in the total: {shown}"))
     warnings += [d for d in graph.diagnostics if d.severity == "info"]
-    out_index, out_state = graph.outputs[0]
-    rf = _model_rf(out_index, out_state, nodes, by_index, rf_at, graph.module_outputs)
+    rf = _outputs_rf(graph, nodes, by_index, rf_at)
     if tainted:  # the forward's path itself was decided by a made-up value
         rf.exact = False
     counts, members = _counts(nodes)
@@ -236,7 +252,8 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
                     unproductive=unproductive,
                     params=Params(graph.params_total, graph.params_trainable, list(graph.unused_params)),
                     rf=rf, layers=layers, counts=counts, count_layers=members, warnings=warnings,
-                    macs=sum(l.macs for l in layers), exact=out_state.exact and not unknown_seen and not tainted)
+                    macs=sum(l.macs for l in layers),
+                    exact=all(st.exact for _, st in graph.outputs) and not unknown_seen and not tainted)
     return report
 
 
@@ -353,6 +370,19 @@ def _layer(n: Node, nodes: list[Node], batch: int = 1) -> Layer:
         inputs=[nodes[i].name for i in n.inputs], shared_params=n.shared_params, notes=list(n.notes),
         kind=info.get("kind"), global_kind=info.get("global_kind") if n.is_global else None,
     )
+
+
+def _outputs_rf(graph: Graph, nodes: list[Node], by_index: dict[int, Node], rf_at: Optional[str]) -> ModelRF:
+    """Every output's RF; the model RF is the largest of them (a backbone's deepest feature
+    map, not its first), the first output on ties."""
+    found: list[tuple[Node, ModelRF]] = []
+    for idx, st in graph.outputs:
+        if all(n.index != idx for n, _ in found):
+            found.append((by_index[idx], _model_rf(idx, st, nodes, by_index, rf_at, graph.module_outputs)))
+    best = found[0][1] if rf_at is not None else max((r for _, r in found), key=lambda r: (min(r.size, default=-1),
+                                                                                          r.size))
+    best.outputs = [OutputRF(n.name, r.at, tuple(r.size), r.exact) for n, r in found]
+    return best
 
 
 def _model_rf(*args) -> ModelRF:

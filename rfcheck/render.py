@@ -93,6 +93,9 @@ def summary(report: Report) -> str:
         lines.append(f"model RF: {_x(rf.size)} (jump {_x(rf.jump)}) at {rf.at}; {exact}")
     if rf.min and tuple(rf.min) != tuple(rf.size):
         lines.append(f"shortest path RF: {_x(rf.min)} (skip connections / phases)")
+    if len(rf.outputs) > 1:
+        lines.append(f"{len(rf.outputs)} outputs (the model RF is the largest): "
+                     + ", ".join(f"{o.layer} {_x(o.size)}" for o in rf.outputs))
     return "\n".join(lines)
 
 

@@ -92,10 +92,23 @@ class Layer:
         return d
 
 
+@dataclass(frozen=True)
+class OutputRF:
+    """One output of the model (a backbone returns several feature maps) and its RF."""
+    layer: str          # the layer that produced the output
+    at: str             # where its RF is taken (the input of its global pool, or the layer)
+    size: tuple[int, ...]
+    exact: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "at": self.at, "size": list(self.size), "exact": self.exact}
+
+
 @dataclass
 class ModelRF:
     """The model's RF: taken at the input of the global reduction that feeds the head (the
-    last point with spatial extent), or at the last spatial output, or at ``--rf-at``."""
+    last point with spatial extent), or at the last spatial output, or at ``--rf-at``; with
+    several outputs, at the one with the largest RF (``outputs`` lists them all)."""
     size: tuple[int, ...]
     at: str
     exact: bool
@@ -104,12 +117,14 @@ class ModelRF:
     with_global: Optional[tuple[int, ...]] = None
     global_layer: Optional[str] = None
     gated: bool = False
+    outputs: list[OutputRF] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"size": list(self.size), "at": self.at, "exact": self.exact, "min": list(self.min),
                 "jump": [number(j) for j in self.jump],
                 "size_with_global": None if self.with_global is None else list(self.with_global),
-                "global_layer": self.global_layer, "gated": self.gated}
+                "global_layer": self.global_layer, "gated": self.gated,
+                "outputs": [o.to_dict() for o in self.outputs]}
 
 
 @dataclass
