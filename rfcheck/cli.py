@@ -108,6 +108,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for n in notes:
                 print(f"rfcheck: debug: {n}", file=sys.stderr)
         if args.plot:
+            import matplotlib
+            matplotlib.use("Agg")  # a file from the command line: no display needed
             from .plot import plot
             for i, c in enumerate(checks):
                 where = args.plot if len(checks) == 1 else _numbered(args.plot, i)

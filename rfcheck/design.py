@@ -69,6 +69,19 @@ class DesignCheck:
         from .render import markdown
         return markdown(self)
 
+    def plot(self, path: Optional[str] = None):
+        """RF and jump per layer (a matplotlib Figure; written to ``path`` when given): see
+        :func:`rfcheck.plot.plot`."""
+        from .plot import plot
+        return plot(self.report, path)
+
+    def show_rf(self, image: Any = None, layer: Optional[str] = None, unit: Optional[Sequence[int]] = None,
+                **kwargs: Any):
+        """What a unit sees, per block, over an image or a grid (a matplotlib Figure): see
+        :func:`rfcheck.show.show_rf`."""
+        from .show import show_rf
+        return show_rf(self.report, image, layer, unit, **kwargs)
+
     def __str__(self) -> str:
         from .render import text
         return text(self)
