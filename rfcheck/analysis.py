@@ -249,6 +249,7 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
                                                             f"layer(s): {shown})")
             warnings = [w for w in warnings if w not in group[1:]]
     report = Report(model=model_name, input_size=input_size, blocks=_blocks(graph, by_index, layers),
+                    module_outputs={m: by_index[i].name for m, i in graph.module_outputs.items() if i in by_index},
                     unproductive=unproductive,
                     params=Params(graph.params_total, graph.params_trainable, list(graph.unused_params)),
                     rf=rf, layers=layers, counts=counts, count_layers=members, warnings=warnings,

@@ -170,6 +170,9 @@ class Report:
     #: conv/pool layers that run after every unit already sees the whole input
     unproductive: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    #: module call name -> the layer that produced its output (how ``--rf-at`` and claims resolve a
+    #: module name); not in the JSON
+    module_outputs: dict[str, str] = field(default_factory=dict)
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -196,3 +199,8 @@ class Report:
 
     def to_json(self, indent: Optional[int] = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
+
+    def __repr__(self) -> str:
+        rf = "x".join(map(str, self.rf.size)) or "-"
+        return (f"<Report {self.model} {'x'.join(map(str, self.input_size))}: RF {rf} "
+                f"{'exact' if self.rf.exact else 'not exact'}, {self.params.total:,} params, {len(self.layers)} layers>")
