@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from operator import is_
+from itertools import chain
+from operator import is_, itemgetter
 from typing import Any, Optional
 
 import torch
@@ -229,6 +230,9 @@ class Tracer(TorchFunctionMode):
         self.diagnostics: list[Diagnostic] = []
         self.tainted_at: Optional[int] = None  # see Graph.tainted_at
         self.decisions: set[tuple[str, str]] = set()  # (module, op) of the data-dependent reads reported
+        #: id -> snapshot (:func:`_entry`) of each module of the model before its forward first runs
+        #: (restored after the trace)
+        self.saved: dict[int, tuple] = {}
 
     # -- tensors -----------------------------------------------------------------------
     def to_meta(self, t: torch.Tensor) -> torch.Tensor:
@@ -498,6 +502,8 @@ class Tracer(TorchFunctionMode):
 
     def pre_hook(self, module, args):
         mid = id(module)
+        if mid not in self.saved:
+            self.saved[mid] = _entry(module)
         base = self.module_names.get(mid)
         if base is None:
             base = type(module).__name__
@@ -579,18 +585,45 @@ def _global_hooks() -> bool:
 _CONTAINERS = frozenset({list, dict, set})  # attribute values a forward may change in place (x.append)
 _SCALARS = frozenset({int, float, bool, str, complex, type(None)})
 _MISSING = object()
+_flat, _values = chain.from_iterable, dict.values
 #: what the keys of a module's own dicts hold, for the RF302 message
 _KINDS = {"_parameters": "parameter", "_buffers": "buffer", "_modules": "submodule",
           "_non_persistent_buffers_set": "non-persistent buffer"}
 
 
-def _snapshot(modules: list[torch.nn.Module]) -> tuple:
-    """What a forward may change on each module, shallowly: its ``__dict__`` (the identity of each
+def _entry(m: torch.nn.Module) -> tuple:
+    """What a forward may change on a module, shallowly: its ``__dict__`` (the identity of each
     value) and the contents of its plain lists, dicts and sets (``_parameters``, ``_buffers``,
-    ``_modules`` among them).  (Flat comprehensions: this runs for every module of every analysis.)"""
+    ``_modules`` among them)."""
+    d = m.__dict__
+    return m, dict(d), [(k, v, v.copy()) for k, v in d.items() if type(v) in _CONTAINERS]
+
+
+_GROUPS = ("attribute", "parameter", "buffer", "submodule")
+_SUBDICTS = tuple(itemgetter(k) for k in ("_parameters", "_buffers", "_modules"))
+
+
+def _identities(modules: list[torch.nn.Module]) -> tuple:
+    """Every module's ``__dict__``, ``_parameters``, ``_buffers`` and ``_modules``: their keys and the
+    identity of their values, flattened (C-level passes: this runs for every module of every
+    analysis, ~1 us each; the contents of other containers are in the :func:`_entry` of the
+    modules whose forward runs)."""
     dicts = [m.__dict__ for m in modules]
-    return (modules, dicts, [dict(d) for d in dicts],
-            [(i, k, v, v.copy()) for i, d in enumerate(dicts) for k, v in d.items() if type(v) in _CONTAINERS])
+    groups = [dicts] + [list(map(g, dicts)) for g in _SUBDICTS]
+    return (modules, groups, [list(map(len, x)) for x in groups], [list(_flat(x)) for x in groups],
+            [list(_flat(map(_values, x))) for x in groups])
+
+
+def _put_back(d: dict, before: dict, kind: str, what: list[str]) -> None:
+    for k in [k for k in d if k not in before]:
+        what.append(f"new {kind} {k}")
+        del d[k]
+    for k, v in before.items():
+        now = d.get(k, _MISSING)
+        if now is not v:
+            if not _same(now, v):
+                what.append(f"{kind} {k}" if now is not _MISSING else f"deleted {kind} {k}")
+            d[k] = v
 
 
 def _changed(v: Any, saved: Any) -> bool:
@@ -606,45 +639,50 @@ def _same(a: Any, b: Any) -> bool:
     return a is b or (type(a) is type(b) and type(a) in _SCALARS and a == b)
 
 
-def _restore(snap: tuple, names: dict[int, str]) -> list[Diagnostic]:
+def _restore(entries: list[tuple], ids: tuple, names: dict[int, str]) -> list[Diagnostic]:
     """Put back what the forward reassigned, added or deleted (the trace leaves meta tensors in what
-    it stored); one RF302 diagnostic per module type and change (ten blocks that cache the same
+    it stored): first each running module's :func:`_entry`, then whatever :func:`_identities` still
+    finds changed; one RF302 diagnostic per module type and change (ten blocks that cache the same
     buffer are one)."""
-    if not snap:
-        return []
-    modules, dicts, saved, containers = snap
     what: dict[int, list[str]] = {}
-    for i, k, v, before in [c for c in containers if _changed(c[2], c[3])]:
-        if dicts[i].get(k) is not v:
-            continue  # the container itself was replaced: put back below
-        kind = _KINDS.get(k)
-        if kind is not None:
-            keys = (v ^ before) if type(v) is set else [
-                n for n in {**before, **v} if v.get(n, _MISSING) is not before.get(n, _MISSING)]
-            what.setdefault(i, []).extend(f"{kind} {n}" for n in sorted(map(str, keys)))
-        else:
-            what.setdefault(i, []).append(f"the contents of {type(v).__name__} {k}")
-        if type(v) is list:
-            v[:] = before
-        else:
-            v.clear()
-            v.update(before)
-    for i in [i for i, (d, s) in enumerate(zip(dicts, saved))
-              if d.keys() != s.keys() or not all(map(is_, d.values(), s.values()))]:
-        d, s, w = dicts[i], saved[i], what.setdefault(i, [])
-        for k in [k for k in d if k not in s]:
-            w.append(f"new attribute {k}")
-            del d[k]
-        for k, v in s.items():
-            now = d.get(k, _MISSING)
-            if now is not v:
-                if not _same(now, v):
-                    w.append(f"attribute {k}" if now is not _MISSING else f"deleted attribute {k}")
-                d[k] = v
+    for m, saved, containers in entries:
+        d = m.__dict__
+        w = what.setdefault(id(m), [])
+        for k, v, before in containers:
+            if not _changed(v, before) or d.get(k) is not v:
+                continue  # (a container replaced as a whole is put back below)
+            kind = _KINDS.get(k)
+            if kind is not None:
+                keys = (v ^ before) if type(v) is set else [
+                    n for n in {**before, **v} if v.get(n, _MISSING) is not before.get(n, _MISSING)]
+                w.extend(f"{kind} {n}" for n in sorted(map(str, keys)))
+            else:
+                w.append(f"the contents of {type(v).__name__} {k}")
+            if type(v) is list:
+                v[:] = before
+            else:
+                v.clear()
+                v.update(before)
+        if d.keys() != saved.keys() or not all(map(is_, d.values(), saved.values())):
+            _put_back(d, saved, "attribute", w)
+    if ids:
+        modules, groups, lens, keys, vals = ids
+        for kind, x, ln, k, v in zip(_GROUPS, groups, lens, keys, vals):
+            if list(_flat(x)) == k and all(map(is_, _flat(map(_values, x)), v)):
+                continue
+            off = 0
+            for m, d, n in zip(modules, x, ln):
+                ks, vs, off = k[off:off + n], v[off:off + n], off + n
+                if len(d) != n or not all(map(is_, d, ks)) or not all(map(is_, d.values(), vs)):
+                    _put_back(d, dict(zip(ks, vs)), kind, what.setdefault(id(m), []))
+    if not any(what.values()):
+        return []
+    by_id = {id(m): m for m in ids[0]} if ids else {}
+    by_id.update((id(e[0]), e[0]) for e in entries)
     found: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    for i, w in sorted(what.items()):
+    for i, w in what.items():
         if w:
-            m = modules[i]
+            m = by_id[i]
             found.setdefault((type(m).__name__, tuple(w)), []).append(names.get(id(m)) or type(m).__name__)
     out = []
     for (type_, what), where in found.items():
@@ -692,11 +730,14 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor], rules: Optional[di
             post(module, args, out)
         return out
 
-    snap: tuple = ()
+    # what the forward changes on the model is put back afterwards: the identities of every module's
+    # attributes, parameters, buffers and submodules, and (pre_hook) the whole state of each module
+    # whose forward runs, before it first runs
+    ids: tuple = ()
     try:
         if training:
             model.eval()  # (a model may override train(): let it)
-        snap = _snapshot(tracer.modules)
+        ids = _identities(tracer.modules)
         torch.nn.Module.__call__ = call
         with torch.no_grad(), tracer, warnings.catch_warnings():
             # a warning about the cost of a real kernel means nothing on meta tensors
@@ -708,7 +749,7 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor], rules: Optional[di
         raise TraceError(_describe_failure(tracer, e)) from e
     finally:
         torch.nn.Module.__call__ = module_call
-        restored = _restore(snap, tracer.module_names)
+        restored = _restore(list(tracer.saved.values()), ids, tracer.module_names)
         if training:  # (an eval-mode model was not touched)
             for m in tracer.modules:
                 flag = id(m) in training_set

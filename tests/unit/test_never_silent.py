@@ -382,6 +382,9 @@ class Outer(nn.Module):
 
     def forward(self, x):
         self.last = x
+        conv = self.blocks[0].a  # a Conv2d: recorded without running its forward
+        conv.seen_by_parent = x
+        conv.bias = None
         return self.blocks(x)
 
 
@@ -411,6 +414,8 @@ def test_what_the_forward_changes_is_restored(train):
     for blk in model.blocks:
         assert blk.cache is None and blk.history == [] and not hasattr(blk, "seen") and blk.scale == 0.5
     assert not hasattr(model, "last")
+    assert not hasattr(model.blocks[0].a, "seen_by_parent")
+    assert isinstance(model.blocks[0].a.bias, nn.Parameter)
     y = model(torch.randn(2, 3, 8, 8))  # a real forward works
     assert y.shape == (2, 4, 8, 8) and y.device.type == "cpu"
     # one info per module type and change; the report stays exact
@@ -424,6 +429,9 @@ def test_what_the_forward_changes_is_restored(train):
     assert "scale" not in block.message
     top = next(w for w in infos if "Outer" in w.message)
     assert "new attribute last" in top.message
+    child = next(w for w in infos if "Conv2d" in w.message)
+    assert child.layer == "blocks.0.a"
+    assert "new attribute seen_by_parent" in child.message and "parameter bias" in child.message
     assert r.exact
 
 
