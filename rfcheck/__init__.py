@@ -2,7 +2,7 @@
 design checks, without running it.
 
 The package face is lazy (PEP 562): ``import rfcheck`` (and the pytest plugin every pytest
-session loads) imports no torch; the first use of ``analyze``, ``check`` or an op rule does."""
+session loads) imports no torch; the first use of ``analyze``, ``check``, ``summary`` or an op rule does."""
 from __future__ import annotations
 
 import importlib
@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _LAZY = {
     "analyze": "analysis",
-    "check": "design", "DesignCheck": "design",
+    "check": "design", "summary": "design", "DesignCheck": "design",
     "Report": "report", "Layer": "report", "ModelRF": "report", "Params": "report", "SCHEMA_VERSION": "report",
     "Diagnostic": "diagnostics",
     "Call": "call",
@@ -23,7 +23,7 @@ _LAZY = {
     "Suggestion": "suggestion",
 }
 
-__all__ = ["analyze", "check", "DesignCheck", "Report", "Layer", "ModelRF", "Params", "Diagnostic", "Call",
+__all__ = ["analyze", "check", "summary", "DesignCheck", "Report", "Layer", "ModelRF", "Params", "Diagnostic", "Call",
            "Suggestion", "register_function", "register_module", "RFCheckError", "TraceError", "SCHEMA_VERSION",
            "__version__"]
 

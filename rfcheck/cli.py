@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report the model RF at the output of this layer or module instead of at the input of the "
                         "global pool")
     p.add_argument("--plot", metavar="FILE.png", help="draw RF and jump per layer (needs matplotlib)")
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--verbose", action="store_true",
+                      help="list every traced layer (default: BatchNorm, activations and reshapes folded into the "
+                           "conv/pool row they follow)")
+    view.add_argument("--depth", type=_depth, default=None, metavar="N",
+                      help="one table row per module at nesting depth N (1: the model's direct children), params "
+                           "and MACs summed, RF, jump and size at the module's output")
     p.add_argument("--advice", action=argparse.BooleanOptionalAction, default=None,
                    help="suggest checked fixes for failing rules (default on)")
     p.add_argument("--config", metavar="PATH", help="read rules from this setup.cfg / tox.ini / pyproject.toml "
@@ -63,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks, and why a model could not be built on the meta device")
     p.add_argument("--version", action="version", version=f"rfcheck {__version__}")
     return p
+
+
+def _depth(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return n
 
 
 def _err(msg: str) -> None:
@@ -130,15 +147,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if fmt == "json":
         out = json_text(checks)
     elif fmt == "markdown":
-        out = "\n".join(markdown(c) for c in checks)
+        out = "\n".join(markdown(c, args.depth, args.verbose) for c in checks)
+        if len(checks) > 1:
+            out += f"\n**{_counts(checks)}**\n"
+    elif len(checks) > 1:
+        out = "\n\n".join(f"== {c.report.model} ==\n{text(c, args.depth, args.verbose)}" for c in checks)
+        out += f"\n\n{_counts(checks)}"
     else:
-        out = "\n\n".join(text(c) for c in checks)
+        out = "\n\n".join(text(c, args.depth, args.verbose) for c in checks)
     try:
         print(out)
         sys.stdout.flush()
     except BrokenPipeError:  # `rfcheck ... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_FAIL if any(not c.passed for c in checks) else EXIT_OK
+
+
+def _counts(checks: list) -> str:
+    """The last line of a multi-model report: ``5 models: 4 passed, 1 failed``."""
+    failed = sum(1 for c in checks if not c.passed)
+    return f"{len(checks)} models: {len(checks) - failed} passed, {failed} failed"
 
 
 def _inputs(sizes: list[tuple[int, ...]]) -> Any:

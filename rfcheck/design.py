@@ -19,12 +19,18 @@ if TYPE_CHECKING:
 @dataclass
 class DesignCheck:
     """The outcome of checking one model: the analysis, each rule's result, the checked
-    suggestions for the failing ones, and whether all hold.  ``str()`` is the text report,
-    :meth:`markdown` the markdown one, :meth:`to_dict` the JSON document."""
+    suggestions for the failing ones, and whether all hold.  ``str()`` and ``repr()`` are the
+    text report, :meth:`markdown` the markdown one, :meth:`html` the HTML one (what Jupyter
+    shows), :meth:`to_dict` the JSON document.  ``depth`` and ``verbose`` choose the layer
+    table's view (compact by default); ``notes`` are lines printed at the top (what
+    :func:`summary` changed in its input)."""
     report: Report
     results: list[CheckResult]
     suggestions: dict[str, list[Suggestion]] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
+    depth: Optional[int] = field(default=None, compare=False)
+    verbose: bool = field(default=False, compare=False)
+    notes: list[str] = field(default_factory=list, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -65,9 +71,34 @@ class DesignCheck:
         d["passed"] = self.passed
         return d
 
-    def markdown(self) -> str:
+    def view(self, depth: Optional[int] = None, verbose: bool = False) -> "DesignCheck":
+        """The same check shown with another layer table: ``depth=N`` (one row per module at
+        that nesting depth), ``verbose=True`` (every layer), neither (compact)."""
+        _check_view(depth, verbose)
+        return replace(self, depth=depth, verbose=bool(verbose))
+
+    def table(self, depth: Optional[int] = None, verbose: Optional[bool] = None) -> str:
+        """The layer table alone (this check's view unless one is given)."""
+        from .render import table
+        if depth is None and verbose is None:
+            depth, verbose = self.depth, self.verbose
+        return table(self.report, depth, bool(verbose))
+
+    def markdown(self, depth: Optional[int] = None, verbose: Optional[bool] = None) -> str:
         from .render import markdown
-        return markdown(self)
+        return markdown(self, depth, verbose)
+
+    def html(self, depth: Optional[int] = None, verbose: Optional[bool] = None, picture: bool = True) -> str:
+        """A self-contained HTML report (inline CSS, no script): the rules with PASS/FAIL marks
+        and fixes, the warnings, the layer table and, when matplotlib is installed, the RF plot."""
+        from .html import html
+        return html(self, depth, verbose, picture=picture)
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
 
     def plot(self, path: Optional[str] = None):
         """RF and jump per layer (a matplotlib Figure; written to ``path`` when given): see
@@ -85,6 +116,15 @@ class DesignCheck:
     def __str__(self) -> str:
         from .render import text
         return text(self)
+
+    __repr__ = __str__
+
+
+def _check_view(depth: Any, verbose: Any) -> None:
+    if verbose and depth is not None:
+        raise ValueError("verbose and depth contradict each other: choose one")
+    if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 1):
+        raise ValueError(f"depth must be a whole number >= 1, not {depth!r}")
 
 
 def run_check(model: "torch.nn.Module", settings: Settings, *, inputs: Any = None, name: Optional[str] = None,
@@ -118,3 +158,64 @@ def check(model: "torch.nn.Module", input_size: Optional[Sequence[int]] = None, 
     settings = resolve(call={**limits, "input_size": input_size, "advice": advice, "rf_at": rf_at,
                              "ignore": ignore or None})
     return run_check(model, settings, inputs=inputs, name=name, op_rules=rules)
+
+
+def _first_conv(model: "torch.nn.Module") -> Any:
+    from torch import nn
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.conv._ConvNd) and getattr(m, "in_channels", 0):
+            return name, m
+    return None, None
+
+
+def drop_batch_dim(model: "torch.nn.Module", input_size: Sequence[int]) -> tuple[tuple[int, ...], Optional[str]]:
+    """``(1, 3, 32, 32)`` (torchinfo's habit) -> ``(3, 32, 32)`` and a note saying so, when the
+    model's first conv makes it unambiguous: its ``in_channels`` is ``size[1]`` and not
+    ``size[0]``, and the size has the conv's spatial dims + 2 entries.  ``(3, 3, 32, 32)`` for a
+    3-channel Conv2d is an error (a batch of 3, or one 3-channel 3D sample?).  Any other size is
+    returned as it is (the analysis says what is wrong with it)."""
+    size = tuple(int(s) for s in input_size)
+    name, conv = _first_conv(model)
+    if conv is None:
+        return size, None
+    nd, c = len(conv.kernel_size), conv.in_channels
+    if len(size) != nd + 2 or size[1] != c:
+        return size, None
+    kind = type(conv).__name__
+    if size[0] == c:
+        from .errors import RFCheckError
+        raise RFCheckError(
+            f"input size {size} is ambiguous: {name} ({kind}) reads {c} channel(s) and {nd} spatial dim(s), so the "
+            f"leading {size[0]} may be a batch dimension or the channels; give one sample without the batch "
+            f"dimension: {size[1:]}")
+    return size[1:], (f"input size {size}: dropped the leading batch dimension {size[0]}; rfcheck analyses one "
+                      f"sample, {'x'.join(map(str, size[1:]))} ({name} is a {kind} with {c} input channels)")
+
+
+def summary(model: "torch.nn.Module", input_size: Optional[Sequence[int]] = None, *,
+            inputs: Union["torch.Tensor", Sequence["torch.Tensor"], None] = None, claim_rf: Any = None,
+            depth: Optional[int] = None, verbose: bool = False, **rules: Any) -> DesignCheck:
+    """The notebook face of :func:`check` (torchinfo's ``summary(model, input_size)`` habit):
+    checks ``model`` against ``rules`` (keywords as for :func:`check`) and returns the
+    :class:`DesignCheck`, whose ``repr()`` is the short text report and whose ``_repr_html_``
+    / ``_repr_markdown_`` Jupyter shows.  The layer table is compact (BatchNorm, activations
+    and reshapes folded into the conv/pool row they follow) unless ``depth=N`` (one row per
+    module at that nesting depth) or ``verbose=True`` (every layer).  A leading batch
+    dimension (``(1, 3, 32, 32)``) is dropped, and said, when the first conv makes it
+    unambiguous.  ``claim_rf`` (and ``claims``) are passed on to :func:`check` when it
+    checks claims."""
+    import inspect
+    _check_view(depth, verbose)
+    notes: list[str] = []
+    if input_size is not None and inputs is None:
+        input_size, note = drop_batch_dim(model, input_size)
+        notes += [note] if note else []
+    accepted = inspect.signature(check).parameters
+    for key, value in (("claim_rf", claim_rf), ("claims", rules.pop("claims", None))):
+        if value is None:
+            continue
+        if key not in accepted:
+            raise TypeError(f"summary({key}=...): this rfcheck cannot check claims yet")
+        rules[key] = value
+    result = check(model, input_size, inputs=inputs, **rules)
+    return replace(result, depth=depth, verbose=bool(verbose), notes=notes + list(result.notes))

@@ -415,7 +415,7 @@ def test_torchvision_factory(capsys, torchvision):
 
 
 def test_conv1d_model(capsys):
-    rc, out, err = run(capsys, NET1D, "--input-size", "2,128")
+    rc, out, err = run(capsys, NET1D, "--input-size", "2,128", "--verbose")
     assert rc == 0, err
     # a: Conv1d k5: RF 5, jump 1, start (5-1)/2 = 2, length 128-4 = 124
     # b: Conv1d k3 s2: RF 5 + 2*1 = 7, jump 2, start 2 + 1*1 = 3, length (124-3)//2 + 1 = 61
