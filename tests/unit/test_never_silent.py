@@ -141,6 +141,18 @@ class AnyInWhile(nn.Module):
         return x
 
 
+class Reads(nn.Module):
+    """conv a, then ``fn`` of its output added back (a shape or value decided by the values)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.a, self.fn = conv(), fn
+
+    def forward(self, x):
+        x = self.a(x)
+        return x + self.fn(x)
+
+
 class Gate(nn.Module):
     def __init__(self):
         super().__init__()
@@ -164,12 +176,17 @@ class GatedNet(nn.Module):
 @pytest.mark.parametrize("model, op", [
     (TakeIf(), "bool()"), (SkipIf(), "bool()"), (ItemScale(), ".item()"), (MaskSelect(), "x[mask]"),
     (ToList(), ".tolist()"), (IntSize(), "int()"), (WhereOneArg(), "torch.where"), (AnyInWhile(), "bool()"),
+    (Reads(lambda x: torch.nonzero(x > 0).shape[0]), "torch.nonzero()"),
+    (Reads(lambda x: torch.unique(x).sum()), "torch.unique()"),
+    (Reads(lambda x: torch.masked_select(x, x > 0).mean()), "torch.masked_select()"),
+    (Reads(lambda x: float(x.std())), "float()"),
+    (Reads(lambda x: 1.0 if torch.is_nonzero(x.sum()) else 0.0), "torch.is_nonzero()"),
 ])
 def test_a_value_read_is_data_dependent_and_not_exact(model, op):
     r = rfcheck.analyze(model, (3, 8, 8))
     d = only(r, "RF102")
     assert d.severity == "warning"
-    assert op in d.message and type(model).__name__ in d.message
+    assert op in d.message and type(model).__name__ in d.message, d.message
     assert r.exact is False and r.rf.exact is False
     assert r.layer("a").exact  # recorded before the read
 
