@@ -386,6 +386,7 @@ class Tracer(TorchFunctionMode):
 
     def _new_node(self, name: str, type_: str, op: str, call: Call, states: list[TensorState],
                   outs: list[torch.Tensor], inputs: list[int]) -> Node:
+        states = call.kept_channels(states)
         if self.tainted_at is not None or not call.exact:
             # after a data-dependent decision nothing is exact, nor is what a rule noted as not exact
             # (copies: a rule may return its input's state object)
@@ -480,7 +481,8 @@ class Tracer(TorchFunctionMode):
                         tensors_in: list) -> Node:
         """What the pointwise rule gives for one input of the output's shape (Call.merge's unary
         case), without building a Call: BatchNorm and activations are most of a CNN's layers."""
-        state = TensorState(st.dims, dict(st.geo), st.exact and self.tainted_at is None)
+        state = TensorState(st.dims, dict(st.geo), st.exact and self.tainted_at is None, parts=st.parts,
+                            lost=st.lost)
         node = Node(len(self.nodes), nname, type_, op, [idx], [_shape(out)], state, out_ids=[id(out)],
                     info={"kind": "pointwise"}, exact=state.exact)
         self.nodes.append(node)
@@ -609,9 +611,12 @@ def _identities(modules: list[torch.nn.Module]) -> tuple:
     analysis, ~1 us each; the contents of other containers are in the :func:`_entry` of the
     modules whose forward runs)."""
     dicts = [m.__dict__ for m in modules]
-    groups = [dicts] + [list(map(g, dicts)) for g in _SUBDICTS]
-    return (modules, groups, [list(map(len, x)) for x in groups], [list(_flat(x)) for x in groups],
-            [list(_flat(map(_values, x))) for x in groups])
+    try:
+        groups = [dicts] + [list(map(g, dicts)) for g in _SUBDICTS]
+        return (modules, groups, [list(map(len, x)) for x in groups], [list(_flat(x)) for x in groups],
+                [list(_flat(map(_values, x))) for x in groups])
+    except (TypeError, KeyError):  # not plain dicts (a TorchScript module's wrappers): nothing to guard
+        return ()
 
 
 def _put_back(d: dict, before: dict, kind: str, what: list[str]) -> None:
