@@ -21,11 +21,12 @@ _LAZY = {
     "Call": "call",
     "register_function": "ops", "register_module": "ops",
     "Suggestion": "suggestion",
+    "explain": "handcalc",
 }
 
 __all__ = ["analyze", "check", "summary", "DesignCheck", "Report", "Layer", "ModelRF", "Params", "Diagnostic", "Call",
            "Suggestion", "register_function", "register_module", "RFCheckError", "TraceError", "SCHEMA_VERSION",
-           "__version__"]
+           "explain", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from . import __version__
+from .claims import parse_claim_value, parse_layer_claim
 from .errors import RFCheckError
 from .options import (
     FORMATS,
@@ -51,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report the model RF at the output of this layer or module instead of at the input of the "
                         "global pool")
     p.add_argument("--plot", metavar="FILE.png", help="draw RF and jump per layer (needs matplotlib)")
+    p.add_argument("--explain", action="store_true",
+                   help="print the course's hand derivation after the report: one line per layer that changes RF, "
+                        "jump or size, with the recurrences and rfcheck's exact numbers filled in")
+    p.add_argument("--claim-rf", type=argparse_type(parse_claim_value), default=None, metavar="N",
+                   help="your own model RF (N, or HxW): checked against the exact one; a wrong claim is diagnosed "
+                        "(which known hand-calculation mistakes reproduce it) and exits 1")
+    p.add_argument("--claim", type=argparse_type(parse_layer_claim), action="append", default=None,
+                   metavar="LAYER=N", help="your own RF at a layer or module (as for --rf-at); repeatable")
     view = p.add_mutually_exclusive_group()
     view.add_argument("--verbose", action="store_true",
                       help="list every traced layer (default: BatchNorm, activations and reshapes folded into the "
@@ -120,7 +129,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for spec in args.models:
             for label, model, entry in load_entries(spec, all_models=args.all, notes=notes):
                 settings = resolve(config=config, design=entry, command_line=command_line)
-                checks.append(run_check(model, settings, name=label, inputs=_inputs(sizes)))
+                checks.append(run_check(model, settings, name=label, inputs=_inputs(sizes), claim_rf=args.claim_rf,
+                                        claims=dict(args.claim) if args.claim else None))
         if args.debug:
             for n in notes:
                 print(f"rfcheck: debug: {n}", file=sys.stderr)
@@ -155,6 +165,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         out += f"\n\n{_counts(checks)}"
     else:
         out = "\n\n".join(text(c, args.depth, args.verbose) for c in checks)
+    if args.explain:
+        out = _explained(out, checks, fmt)
     try:
         print(out)
         sys.stdout.flush()
@@ -167,6 +179,24 @@ def _counts(checks: list) -> str:
     """The last line of a multi-model report: ``5 models: 4 passed, 1 failed``."""
     failed = sum(1 for c in checks if not c.passed)
     return f"{len(checks)} models: {len(checks) - failed} passed, {failed} failed"
+
+
+def _explained(out: str, checks: list, fmt: str) -> str:
+    """The report with each model's derivation after it (in JSON: an "explain" list of lines)."""
+    if fmt == "json":
+        import json
+
+        from .report import number
+        docs = []
+        for c in checks:
+            d = c.to_dict()
+            d["explain"] = str(c.explain()).splitlines()
+            docs.append(d)
+        return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, default=number)
+    parts = [str(c.explain()) for c in checks]
+    if fmt == "markdown":
+        return out + "\n" + "\n".join(f"```\n{p}\n```\n" for p in parts)
+    return out + "\n\n" + "\n\n".join(parts)
 
 
 def _inputs(sizes: list[tuple[int, ...]]) -> Any:

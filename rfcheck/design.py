@@ -4,7 +4,7 @@ through :func:`run_check`, so they cannot disagree."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 from .diagnostics import Diagnostic, ignored
 from .options import Settings, resolve
@@ -14,6 +14,9 @@ from .suggestion import Suggestion
 
 if TYPE_CHECKING:
     import torch
+
+    from .claims import Claims
+    from .handcalc import Explanation
 
 
 @dataclass
@@ -28,13 +31,15 @@ class DesignCheck:
     results: list[CheckResult]
     suggestions: dict[str, list[Suggestion]] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
+    #: the RF claims checked (``check(..., claim_rf=, claims=)``), None when none was given
+    claims: Optional["Claims"] = field(default=None, compare=False)
     depth: Optional[int] = field(default=None, compare=False)
     verbose: bool = field(default=False, compare=False)
     notes: list[str] = field(default_factory=list, compare=False)
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.results)
+        return all(r.passed for r in self.results) and (self.claims is None or self.claims.passed)
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -68,6 +73,8 @@ class DesignCheck:
                 c["advice"] = self.advice(r.rule)
             checks.append(c)
         d["checks"] = checks
+        if self.claims is not None:  # additive: only when a claim was given (schema_version stays 2)
+            d["claims"] = self.claims.to_dict()
         d["passed"] = self.passed
         return d
 
@@ -113,6 +120,12 @@ class DesignCheck:
         from .show import show_rf
         return show_rf(self.report, image, layer, unit, **kwargs)
 
+    def explain(self) -> "Explanation":
+        """The course's hand derivation of this model's RF, jump and size, one line per layer
+        that changes them, with rfcheck's exact numbers (``print()`` it)."""
+        from .handcalc import Explanation
+        return Explanation(self.report)
+
     def __str__(self) -> str:
         from .render import text
         return text(self)
@@ -128,36 +141,45 @@ def _check_view(depth: Any, verbose: Any) -> None:
 
 
 def run_check(model: "torch.nn.Module", settings: Settings, *, inputs: Any = None, name: Optional[str] = None,
-              op_rules: Optional[dict] = None) -> DesignCheck:
-    """Analyse ``model`` with ``settings`` (see :func:`rfcheck.options.resolve`), run its rules
-    and, if one fails and advice is on, find checked suggestions."""
+              op_rules: Optional[dict] = None, claim_rf: Any = None,
+              claims: Optional[Mapping[str, Any]] = None) -> DesignCheck:
+    """Analyse ``model`` with ``settings`` (see :func:`rfcheck.options.resolve`), check the RF
+    claims (see :mod:`rfcheck.claims`), run its rules and, if one fails and advice is on, find
+    checked suggestions."""
     from .analysis import analyze
     how: dict[str, Any] = {"rf_at": settings.rf_at, "rules": op_rules}
     how.update({"inputs": inputs} if inputs is not None else {"input_size": settings.input_size})
     report = analyze(model, name=name, **how)
+    claimed = None
+    if claim_rf is not None or claims:
+        from .claims import check_claims
+        claimed = check_claims(report, claim_rf, claims)
     results = run_checks(report, settings.rules)
     suggestions: dict[str, list[Suggestion]] = {}
     if settings.advice and any(not r.passed for r in results):
         from .advice import suggest
         suggestions = suggest(model, report, settings.rules, analyze_kwargs=how)
-    return DesignCheck(report, results, suggestions, settings.ignore)
+    return DesignCheck(report, results, suggestions, settings.ignore, claims=claimed)
 
 
 def check(model: "torch.nn.Module", input_size: Optional[Sequence[int]] = None, *,
           inputs: Union["torch.Tensor", Sequence["torch.Tensor"], None] = None, advice: bool = True,
           rf_at: Optional[str] = None, ignore: Any = (), name: Optional[str] = None,
-          rules: Optional[dict] = None, **limits: Any) -> DesignCheck:
+          rules: Optional[dict] = None, claim_rf: Any = None, claims: Optional[Mapping[str, Any]] = None,
+          **limits: Any) -> DesignCheck:
     """Check ``model`` against design rules given as keywords (the CLI's options with
     underscores: ``min_rf=53, max_params=100_000, require_gap=True``); never raises for a
     failing rule: see ``.passed``.  ``rules`` are per-analysis op rules (as for ``analyze``).
-    An unknown rule keyword is a TypeError, a bad value a ValueError."""
+    An unknown rule keyword is a TypeError, a bad value a ValueError.  ``claim_rf=109`` (the
+    model RF) and ``claims={"convblock3": 45}`` (a layer's or module's RF) are checked against
+    the exact values, and a wrong one is diagnosed (``.claims``; a wrong claim fails ``.passed``)."""
     for key in limits:
         if key.replace("-", "_") not in RULES:
             from .rules import did_you_mean
             raise TypeError(f"unknown rule {key!r}{did_you_mean(key, RULES)}; known: {', '.join(RULES)}")
     settings = resolve(call={**limits, "input_size": input_size, "advice": advice, "rf_at": rf_at,
                              "ignore": ignore or None})
-    return run_check(model, settings, inputs=inputs, name=name, op_rules=rules)
+    return run_check(model, settings, inputs=inputs, name=name, op_rules=rules, claim_rf=claim_rf, claims=claims)
 
 
 def _first_conv(model: "torch.nn.Module") -> Any:

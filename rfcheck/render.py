@@ -295,6 +295,8 @@ def text(viewed: Viewed, depth: Optional[int] = None, verbose: Optional[bool] = 
         parts += ["", "warnings:"] + [f"  - {w.code}: {w.message}" for w in warnings]
     if check is not None and check.results:
         parts += ["", checks_text(check)]
+    if check is not None and getattr(check, "claims", None) is not None:
+        parts += ["", check.claims.text()]
     return "\n".join(parts)
 
 
@@ -321,6 +323,8 @@ def markdown(viewed: Viewed, depth: Optional[int] = None, verbose: Optional[bool
         if advice:
             out += ["", "**How to fix:**", ""] + [f"- `{rule}`: {_md_escape(a)}" for rule, a in advice]
         out.append("")
+    if check is not None and getattr(check, "claims", None) is not None:
+        out += [check.claims.markdown(), ""]
     out += ["```", summary(report), "```", ""]
     if report.blocks:
         out += ["| block | output | RF | jump | params |", "|---|---|---|---|---|"]
