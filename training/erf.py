@@ -5,11 +5,12 @@ test images, for the centre unit of the layer with the model RF (the input of th
 
 The unit's output, summed over its channels, is backpropagated to the input of each image; the
 absolute gradient summed over the input channels and the images is the ERF map.  For a share p
-(50, 90, 99 %) the ERF box is, per axis, the smallest interval centred on the unit's theoretical
-RF centre that holds p of the map's mass along that axis (the map summed over the other axis);
-``erf`` gives its size in pixels, ``theoretical_rf`` the RF rfcheck reports.  ``erf_tight``
-is the shortest interval holding p, wherever it lies (its centre shows whether the ERF is
-centred).  The gradient cannot be measured in the zero padding, so a box is at most as large as
+(50, 90, 99 %) the ERF box is the smallest box centred on the unit's theoretical RF centre that
+holds p of the map's mass, grown in proportion to the theoretical RF; ``erf`` gives its size per
+axis in pixels, ``theoretical_rf`` the RF rfcheck reports.  Per axis alone (the map summed over
+the other axis): ``erf_axis``, the centred interval holding p of that axis's mass, and
+``erf_tight``, the shortest interval holding p wherever it lies (its centre shows whether the
+ERF is centred).  The gradient cannot be measured in the zero padding, so a box is at most as large as
 the image lets it be.
 """
 from __future__ import annotations
@@ -109,6 +110,42 @@ def centred_sizes(marginal, centre: float, shares=(0.5, 0.9, 0.99)) -> list[int]
     return out
 
 
+def centred_box_sizes(emap, centre: Sequence[float], rf: Sequence[int], shares=(0.5, 0.9, 0.99)) -> list[list[int]]:
+    """Per share: the per-axis size of the smallest box centred on ``centre`` (pixels or half
+    pixels) that holds that share of the 2-D map's mass.  The box grows in proportion to the
+    theoretical RF (sizes ``t * RF`` per axis, rounded up to the centre's parity), so it reaches
+    the RF itself, which holds all of the mass, at t = 1."""
+    import numpy as np
+    m = np.asarray(emap, dtype=np.float64)
+    total = m.sum()
+    c2 = [round(2 * c) for c in centre]
+
+    def size_at(t: Fraction, a: int) -> int:
+        s = max(1, math.ceil(t * rf[a]))
+        if (s % 2) != (1 if c2[a] % 2 == 0 else 0):   # odd around a pixel, even around a pixel edge
+            s += 1
+        return s
+
+    def mass(sizes) -> float:
+        sl = []
+        for a, s in enumerate(sizes):
+            lo = (c2[a] - (s - 1)) // 2
+            sl.append(slice(max(lo, 0), max(min(lo + s - 1, m.shape[a] - 1) + 1, 0)))
+        return float(m[tuple(sl)].sum())
+
+    ts = sorted({Fraction(s, rf[a]) for a in range(2) for s in range(1, rf[a] + 2)})
+    out = []
+    for p in shares:
+        best = [rf[0], rf[1]]
+        for t in ts:
+            sizes = [size_at(t, a) for a in range(2)]
+            if mass(sizes) >= p * total * (1 - 1e-12):
+                best = sizes
+                break
+        out.append(best)
+    return out
+
+
 def tight_interval(marginal, share: float) -> tuple[int, int]:
     """The shortest interval of pixels (first, last) holding ``share`` of the mass (on ties,
     the one whose centre is nearest the mass's centroid)."""
@@ -143,8 +180,10 @@ def measure(model, report, images, layer: Optional[str] = None) -> dict[str, Any
     if size != spatial_size(l):
         raise ERFError(f"the hooked map is {size} but rfcheck's {name} is {spatial_size(l)}")
     marginals = [emap.sum(axis=1), emap.sum(axis=0)]
-    sizes = [centred_sizes(m, float(c)) for m, c in zip(marginals, centre)]
-    erf = {k: [sizes[a][i] for a in range(2)] for i, k in enumerate(SHARES)}
+    shares = [int(k) / 100 for k in SHARES]
+    erf = dict(zip(SHARES, centred_box_sizes(emap, [float(c) for c in centre], l.rf, shares)))
+    sizes = [centred_sizes(m, float(c), shares) for m, c in zip(marginals, centre)]
+    erf_axis = {k: [sizes[a][i] for a in range(2)] for i, k in enumerate(SHARES)}
     tight = {}
     for k in SHARES:
         iv = [tight_interval(m, int(k) / 100) for m in marginals]
@@ -156,7 +195,7 @@ def measure(model, report, images, layer: Optional[str] = None) -> dict[str, Any
         "unit_centre": [_num(c) for c in centre],
         "theoretical_rf": list(l.rf), "theoretical_box": [[_num(lo), _num(hi)] for lo, hi in box],
         "theoretical_rf_in_image": [int(min(hi, n - 1) - max(lo, 0) + 1) for (lo, hi), n in zip(box, (H, W))],
-        "erf": erf, "erf_tight": tight,
+        "erf": erf, "erf_axis": erf_axis, "erf_tight": tight,
         "centroid": [float((m * range(len(m))).sum() / m.sum()) for m in marginals],
         "_map": emap,
     }

@@ -97,6 +97,15 @@ def test_centred_sizes_and_tight_interval_by_hand():
     assert erf.centred_sizes(m, 3.0, (0.4, 0.8, 1.0)) == [1, 3, 5]
     assert erf.centred_sizes(np.array([1, 1, 1, 1.0]), 1.5, (0.5, 1.0)) == [2, 4]   # a half-pixel centre
     assert erf.tight_interval(m, 0.8) == (2, 4)
+    # 2-D: 7 at the centre pixel (3, 3), 1 on each of its 8 neighbours: 15 in all
+    m2 = np.zeros((7, 7))
+    m2[2:5, 2:5] = 1
+    m2[3, 3] = 7
+    assert erf.centred_box_sizes(m2, (3.0, 3.0), (7, 7), (0.4, 0.5, 1.0)) == [[1, 1], [3, 3], [3, 3]]
+    # an RF of 7x3 grows the box 7:3: at t = 1/3 the sizes are 3 (rounded up to odd) and 1
+    m3 = np.zeros((7, 7))
+    m3[2:5, 3] = 1
+    assert erf.centred_box_sizes(m3, (3.0, 3.0), (7, 3), (1.0,)) == [[3, 1]]
     assert erf.tight_interval(np.array([0, 0, 5, 5, 0, 0, 0.0]), 1.0) == (2, 3)
 
 
@@ -129,7 +138,7 @@ def test_the_command_prints_json_and_writes_the_heatmap(trained, tmp_path, capsy
     assert erf.main([str(ck), "--data", str(data), "--images", "6", "--out", str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["theoretical_rf"] == [9, 9] and doc["images"] == 6
-    assert set(doc["erf"]) == {"50", "90", "99"}
+    assert set(doc["erf"]) == {"50", "90", "99"} and set(doc["erf_axis"]) == {"50", "90", "99"}
     assert all(len(v) == 2 and all(isinstance(s, int) for s in v) for v in doc["erf"].values())
     assert out.read_bytes()[:4] == b"\x89PNG"
     # more images than the test split holds: all of them (8), said in "images"
