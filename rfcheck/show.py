@@ -310,8 +310,9 @@ def show_rf(check_or_report: Any, image: Any = None, layer: Optional[str] = None
                      f"unit ({u[0]}, {u[1]}) of {'x'.join(map(str, size))}: rows {_f(y0)}..{_f(y1)}, "
                      f"cols {_f(x0)}..{_f(x1)}\n{share:.0%} of the box in the padding", fontsize=8)
         ax.tick_params(labelsize=7)
-    fig.suptitle(f"{report.model}: what unit {tuple(unit)} of {chosen} sees ({caption}); red: its RF, hatched: "
-                 f"the part in the padding, dashed: neighbours one jump away", fontsize=9)
+    fig.suptitle(f"{report.model}: what unit {tuple(unit)} of {chosen} sees ({caption or 'the given image'})\n"
+                 f"red: its RF box; hatched: the part in the padding; dashed: its neighbours one jump away",
+                 fontsize=9)
     return fig
 
 
