@@ -93,6 +93,9 @@ def html(check: "DesignCheck", depth: Optional[int] = None, verbose: Optional[bo
                 details += "<ul>" + "".join(f"<li>fix: {e(a)}</li>" for a in fixes) + "</ul>"
             out.append(f"<tr><td><code>{e(r.rule)}</code></td><td>{_mark(r.passed)}</td><td>{details}</td></tr>")
         out.append("</tbody></table>")
+    claims = getattr(check, "claims", None)
+    if claims is not None and hasattr(claims, "text"):
+        out.append(f"<div><b>your RF claim:</b></div><pre>{e(claims.text())}</pre>")
     if check.warnings:
         out.append("<div><b>warnings:</b></div><ul>")
         out += [f"<li><code>{e(w.code)}</code> {e(w.message)}</li>" for w in check.warnings]
