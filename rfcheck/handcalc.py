@@ -498,13 +498,15 @@ class Explanation:
         s = _axes_of(l, "stride", 1, nax)
         k, d = _axes_of(l, "kernel", 1, nax), _axes_of(l, "dilation", 1, nax)
         grow = [t.r[a] - t_in.r[a] for a in range(nax)]
-        text = (f"a stride-{_vals(s)} transposed conv divides the jump by {_vals(s)}: {_vals(t_in.j)} -> {_vals(t.j)}"
+        verb = "halves the jump" if set(s) == {2} else f"divides the jump by {_vals(s)}"
+        text = (f"a stride-{_vals(s)} transposed conv {verb}: {_vals(t_in.j)} -> {_vals(t.j)}"
                 f"{' (a mean: neighbours are unevenly spaced, by phase)' if l.non_uniform else ''}; "
                 f"the RF grows by {_vals(grow)}: {_vals(t_in.r)} -> {_vals(t.r)}")
         reads = [-(-(dd * (kk - 1) + 1) // ss) for kk, ss, dd in zip(k, s, d)]
         if all(dd == 1 for dd in d) and all(t_in.r[a] + (reads[a] - 1) * t_in.j[a] == t.r[a] for a in range(nax)):
-            text += (f" (each output unit reads at most ceil({_vals(k)}/{_vals(s)}) = {_vals(reads)} input units, "
-                     "fewer in some phases)")
+            some = "" if all(kk % ss == 0 for kk, ss in zip(k, s)) else ", fewer in some phases"
+            text += (f" (each output unit reads at most ceil({_vals(k)}/{_vals(s)}) = {_vals(reads)} input "
+                     f"unit(s){some})")
         if l.rf_min != l.rf:
             text += f"; RF min {_vals(l.rf_min)} over phases"
         if all(x is not None for x in (*t_in.n, *t.n)):
@@ -520,7 +522,9 @@ class Explanation:
         jumps_agree = all(s.j == live[0].j for s in live)
         if jumps_agree and all(max(s.r[a] for s in live) == t.r[a] for a in range(nax)) and t.j == live[0].j:
             r_eq = _eq("r", [f"max({', '.join(_num(s.r[a]) for s in live)}) = {_num(t.r[a])}" for a in range(nax)], nax)
-            self.rows.append((l.name, what, f"{r_eq} (RF max over paths)   j = {_vals(t.j)}"))
+            misaligned = any(w.code == "RF201" and w.layer == l.name for w in self.report.warnings)
+            note = "; the paths' RF centres are misaligned: RF201" if misaligned else ""
+            self.rows.append((l.name, what, f"{r_eq} (RF max over paths{note})   j = {_vals(t.j)}"))
         else:
             js = ", ".join(_vals(s.j) for s in live)
             self.rows.append((l.name, what, f"branches with jumps {js} merge, misaligned (RF201): the recurrence does "
