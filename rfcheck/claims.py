@@ -189,7 +189,8 @@ def check_claims(report: Report, claim_rf: Any = None, claims: Optional[Mapping[
         if at is None:
             close = [l.name for l in report.layers if str(name) in l.name][:8]
             hint = f"; similar: {', '.join(close)}" if close else ""
-            raise RFCheckError(f"--claim {name}={raw}: no such layer or module{hint} (see the table's name column)")
+            shown = _vals(raw) if isinstance(raw, (tuple, list)) else raw
+            raise RFCheckError(f"--claim {name}={shown}: no such layer or module{hint} (see the table's name column)")
         value = _axes(parse_claim_value(raw), nax, f"claim {name}={raw}")
         per_layer.append(Claim(str(name), at, value, tuple(report.layer(at).rf)))
     per_layer.sort(key=lambda c: calc.index[c.at])
