@@ -60,6 +60,11 @@ def plot(report: Any, path: Optional[str] = None) -> "Figure":
         ax2.plot(x, [float(l.jump[a]) if a < len(l.jump) else float("nan") for l in trunk], color=colour, ls=ls,
                  lw=lw, marker=marker, ms=4 if a == 0 else 3, mfc=colour if a == 0 else "none",
                  label=f"jump {axis[a]}", gid=f"jump:{axis[a]}", zorder=3 + a)
+    # where the RF depends on the unit's phase (after a transposed conv or an upsampling)
+    phase = [i for i, l in enumerate(trunk) if l.phase_dependent or l.non_uniform]
+    if phase:
+        ax1.plot(phase, [max(trunk[i].rf) for i in phase], ls="none", marker="D", ms=6, mfc="none", mec="black",
+                 zorder=6, gid="phase", label="phase-dependent: the largest RF over phases")
     # the input size: one reference line per distinct value
     sizes = list(report.input_size[1:1 + nd])
     for v in sorted(set(sizes)):

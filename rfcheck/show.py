@@ -45,7 +45,16 @@ def model_rf_layer(report: Report) -> str:
     if gl:
         inputs = report.layer(gl[0]).inputs
         if inputs:
-            return inputs[0]
+            name = inputs[0]
+            # flatten + Linear: back from the flatten to the last map with its spatial axes
+            seen = set()
+            while name not in seen:
+                seen.add(name)
+                l = report.layer(name)
+                if len(l.output_shape) > len(l.rf) or not l.inputs:
+                    break
+                name = l.inputs[0]
+            return name
     return resolve_layer(report, report.rf.at)
 
 

@@ -200,6 +200,14 @@ def test_show_rf_from_a_dataset_folder(report, tmp_path, monkeypatch):
         show_rf(report, str(tmp_path / "nothing"))
 
 
+def test_flatten_linear_head_model_rf_layer_is_the_last_map():
+    # conv 3x3 (RF 3 on a 30x30 map), flatten, Linear: the RF is taken at the conv's output
+    r = rfcheck.analyze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 30 * 30, 2)), (3, 32, 32))
+    assert model_rf_layer(r) == "0"
+    assert unit_box(r, "0") == ((14, 16), (14, 16))     # centre unit 14 + 1 (start 1) -+ 1
+    assert isinstance(show_rf(r), Figure)
+
+
 def test_phase_dependent_layers_get_no_box():
     # a stride-2 transposed conv: units see 1 or 2 inputs by phase
     model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.ConvTranspose2d(1, 1, 2, stride=2, padding=0),
@@ -210,3 +218,6 @@ def test_phase_dependent_layers_get_no_box():
         unit_box(r, "1", (0, 0))
     with pytest.raises(RFCheckError, match="phase"):
         show_rf(r, layer="1")
+    # plot() marks them
+    fig = plot(r)
+    assert list(_line(fig, "phase").get_xdata()) == [i for i, l in enumerate(r.layers) if l.phase_dependent]
