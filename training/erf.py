@@ -43,9 +43,9 @@ def find_hook(model, report, layer: Optional[str] = None):
             raise ERFError(f"--layer {layer}: no such module" + (f"; similar: {', '.join(close)}" if close else ""))
         return modules[layer], "output", layer
     gl = global_layers(report)
-    if gl and gl[0] in modules:
-        return modules[gl[0]], "input", f"the input of {gl[0]}"
     name = model_rf_layer(report)
+    if gl and gl[0] in modules and report.layer(gl[0]).inputs[:1] == [name]:
+        return modules[gl[0]], "input", f"the input of {gl[0]}"
     if name in modules:
         return modules[name], "output", name
     raise ERFError(f"the model RF is at {name}, which is not a module output; pass --layer MODULE")
@@ -170,6 +170,8 @@ def measure(model, report, images, layer: Optional[str] = None) -> dict[str, Any
     """The ERF of the centre unit of the model-RF layer (or of ``layer``'s output) over
     ``images`` (normalised, N x C x H x W), as the JSON document's numbers and the map."""
     from rfcheck.show import centre_unit, model_rf_layer, resolve_layer, spatial_size, unit_box, unit_centre
+    if len(report.input_size) != 3:
+        raise ERFError(f"the effective RF is measured on 2D inputs; this model's input is {tuple(report.input_size)}")
     hook = find_hook(model, report, layer)
     name = resolve_layer(report, layer) if layer is not None else model_rf_layer(report)
     l = report.layer(name)

@@ -92,6 +92,18 @@ def test_effective_rf_is_centred_and_inside_the_theoretical_rf(trained):
         assert abs(c - 8) <= 1
 
 
+def test_a_flatten_linear_head_is_measured_at_the_last_map():
+    # conv 3x3 valid on 10x10 (8x8 map, start 1, RF 3), flatten, Linear: the unit nearest the
+    # image centre 4.5 is 3 (centre 4, ties go low); its RF is 3..5
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 8 * 8, 2))
+    res = erf.measure(model, rfcheck.analyze(model, (1, 10, 10)), torch.randn(4, 1, 10, 10))
+    assert res["layer"] == "0" and res["hooked"] == "0" and res["unit_centre"] == [4, 4]
+    assert res["theoretical_box"] == [[3, 5], [3, 5]]
+    emap = res["_map"]
+    assert emap[3:6, 3:6].min() > 0 and emap.sum() == emap[3:6, 3:6].sum()
+
+
 def test_centred_sizes_and_tight_interval_by_hand():
     m = np.array([0, 1, 2, 4, 2, 1, 0], dtype=float)         # mass 10, centred on pixel 3
     assert erf.centred_sizes(m, 3.0, (0.4, 0.8, 1.0)) == [1, 3, 5]
