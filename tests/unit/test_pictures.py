@@ -200,6 +200,19 @@ def test_show_rf_from_a_dataset_folder(report, tmp_path, monkeypatch):
         show_rf(report, str(tmp_path / "nothing"))
 
 
+def test_show_rf_from_an_indexable_dataset(report):
+    class Pairs:                       # what torchvision's ImageFolder looks like to show_rf
+        classes = ["cat", "dog"]
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return torch.full((3, 12, 12), 0.2 * (i + 1)), i
+
+    assert "image 1: dog" in show_rf(report, Pairs(), index=1).get_suptitle()
+
+
 def test_flatten_linear_head_model_rf_layer_is_the_last_map():
     # conv 3x3 (RF 3 on a 30x30 map), flatten, Linear: the RF is taken at the conv's output
     r = rfcheck.analyze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 30 * 30, 2)), (3, 32, 32))
