@@ -475,7 +475,8 @@ class Explanation:
                     got = num // s[a] + 1
                     body = f"({t_in.n[a]} + 2*{p[a]} - {keff[a]})/{s[a]}"
                     txt = f"{body} + 1 = {t.n[a]}" if num % s[a] == 0 else f"floor({body}) + 1 = {t.n[a]}"
-                ns.append(txt if got == t.n[a] else f"{t.n[a]} (not the formula's {got}: ceil_mode or output_padding)")
+                why = "output_padding" if l.kind == "conv_transpose" else "ceil_mode"
+                ns.append(txt if got == t.n[a] else f"{t.n[a]} (not the formula's {got}: {why})")
             parts.append(_eq("n", ns, nax))
         note = ""
         if l.kind == "conv_transpose":
@@ -561,9 +562,11 @@ class Explanation:
                 eq = ""
                 if t_in is not None and None not in t_in.n and all(
                         t_in.r[a] + (t_in.n[a] - 1) * t_in.j[a] == rf.with_global[a] for a in range(nax)):
-                    eq = _eq("", [f"{_num(t_in.r[a])} + ({t_in.n[a]}-1)*{_num(t_in.j[a])} = {rf.with_global[a]}"
-                                  for a in range(nax)], nax).lstrip(" =_")
-                    eq = f" ({eq})" if eq else ""
+                    parts = [f"{_num(t_in.r[a])} + ({t_in.n[a]}-1)*{_num(t_in.j[a])} = {rf.with_global[a]}"
+                             for a in range(nax)]
+                    eq = parts[0] if len(set(parts)) == 1 else ", ".join(
+                        f"{ax}: {p}" for ax, p in zip(_axis_names(nax), parts))
+                    eq = f" ({eq})"
                 self.notes.append(f"counting the global pool's window as well gives {g}{eq}: that is the brief's "
                                   f"common mistake; the RF that matters is {size}")
         else:

@@ -229,3 +229,29 @@ def test_net_transposed_says_where_the_textbook_stops(models_on_path):
 def test_explanation_shows_itself_in_a_notebook():
     e = rfcheck.explain(Dilated(), (3, 16, 16))
     assert repr(e) == str(e) and e._repr_markdown_().startswith("```\nexplain: Dilated")
+
+
+def test_1d_ceil_mode_and_a_size_dependent_map_in_words():
+    """input 2x32.  conv k5 p2: r = 1 + (5-1)*1 = 5, n = (32 + 2*2 - 5)/1 + 1 = 32.  max pool k3 s2
+    ceil_mode: r = 5 + (3-1)*1 = 7, j = 2, n = ceil((32 - 3)/2) + 1 = 16, not the floor formula's
+    floor(29/2) + 1 = 15.  AdaptiveAvgPool1d(5) on 16: a size-dependent window, in words."""
+    m = nn.Sequential(nn.Conv1d(2, 4, 5, padding=2), nn.MaxPool1d(3, stride=2, ceil_mode=True),
+                      nn.AdaptiveAvgPool1d(5))
+    got = rows(rfcheck.explain(m, (2, 32)))
+    assert "0 5 conv r = 1 + (5-1)*1 = 5 j = 1*1 = 1 n = (32 + 2*2 - 5)/1 + 1 = 32" in got
+    assert "1 3 max pool s2 r = 5 + (3-1)*1 = 7 j = 1*2 = 2 n = 16 (not the formula's 15: ceil_mode)" in got
+    line = next(l for l in got if l.startswith("2 "))
+    assert "the recurrence does not apply (a size-dependent window (adaptive pooling))" in line
+    assert "RF 7 -> " in line and "n 16 -> 5" in line
+
+
+def test_3d_gap_mistake_line_per_axis():
+    """input 1x8x16x16.  conv (1,3,3) p(0,1,1): r 1x3x3, n 8x16x16; conv 3 s2: r = 1 + 2 = 3 (D),
+    3 + 2 = 5 (H, W), j 2, n floor(5/2) + 1 = 3 and floor(13/2) + 1 = 7.  The GAP window:
+    D 3 + (3-1)*2 = 7, H and W 5 + (7-1)*2 = 17."""
+    m = nn.Sequential(nn.Conv3d(1, 2, (1, 3, 3), padding=(0, 1, 1)), nn.Conv3d(2, 2, 3, stride=2),
+                      nn.AdaptiveAvgPool3d(1))
+    got = rows(rfcheck.explain(m, (1, 8, 16, 16)))
+    assert got[-1] == ("counting the global pool's window as well gives 7x17x17 (D: 3 + (3-1)*2 = 7, "
+                       "H: 5 + (7-1)*2 = 17, W: 5 + (7-1)*2 = 17): that is the brief's common mistake; "
+                       "the RF that matters is 3x5x5")
