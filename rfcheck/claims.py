@@ -221,6 +221,11 @@ def _value(calc: HandCalc, claim: Claim, states: dict, ms: frozenset):
 
 def _diagnose(calc: HandCalc, claim: Claim, within: set, notes: list[str]) -> str:
     point = calc.point if claim.name is None else claim.at
+    t = calc.truth.get(claim.at)
+    if claim.name is not None and calc.global_layer and t is not None and t.glob and \
+            claim.claimed == tuple(calc.report.rf.size):
+        return (f"{_vals(claim.claimed)} is the RF at the input of the global pool {calc.global_layer} (the model "
+                f"RF, the one that matters); the table's {_vals(claim.true)} at {claim.at} counts the pool's window")
     if point is None:
         notes.append(NOT_APPLICABLE)
         return NOT_APPLICABLE

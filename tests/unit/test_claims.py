@@ -191,3 +191,11 @@ def test_no_claim_no_section():
     report = rfcheck.analyze(model, size)
     assert check_claims(report) is None
     assert rfcheck.check(model, size, advice=False).claims is None
+
+
+def test_a_per_layer_claim_after_the_global_pool_that_gives_the_model_rf_is_told_so():
+    # strided(): the GAP's own row counts its window (19); the model RF is 5
+    model, size = strided()
+    c = rfcheck.check(model, size, claims={"gap": 5}, advice=False).claims.items[0]
+    assert c.true == (19, 19) and not c.matches
+    assert "5 is the RF at the input of the global pool gap (the model RF" in c.note
