@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Mapping, Optional, Sequence
@@ -21,6 +22,8 @@ from .report import Report, number
 
 #: at most this many layers of one mistake are tried one by one (beyond: only all of them)
 PER_LAYER = 6
+#: the search for pairs of mistakes stops after this many seconds (a very deep model)
+BUDGET_S = 3.0
 NOT_APPLICABLE = "the hand recurrence does not apply to this model (merges/transposed): compare with the table"
 
 
@@ -262,10 +265,15 @@ def _diagnose(calc: HandCalc, claim: Claim, within: set, notes: list[str]) -> st
         claim.diagnoses = singles
         return ""
     pairs: list[Diagnosis] = []
+    deadline = time.monotonic() + BUDGET_S
+    stopped = False
     for c1, c2 in itertools.combinations(codes, 2):
         if only_e and "e" not in (c1, c2):
             continue
         for (m1, l1), (m2, l2) in itertools.product(variants[c1], variants[c2]):
+            if time.monotonic() > deadline:
+                stopped = True
+                break
             ms = frozenset([m1, m2])
             states = calc.run(ms)
             v = _value(calc, claim, states, ms)
@@ -273,6 +281,8 @@ def _diagnose(calc: HandCalc, claim: Claim, within: set, notes: list[str]) -> st
                 continue  # each of the two must matter
             pairs.append(Diagnosis((m1, m2), v, _departs(calc, base, states, point), {c1: l1, c2: l2}))
     claim.diagnoses = singles or pairs
+    if stopped:
+        return f"(the search for pairs of mistakes stopped after {BUDGET_S:g} s)"
     if claim.diagnoses:
         return ""
     return (f"no known hand-calculation mistake (one or two of (a)-(f)) reproduces {_vals(claim.claimed)}: "

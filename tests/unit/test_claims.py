@@ -199,3 +199,10 @@ def test_a_per_layer_claim_after_the_global_pool_that_gives_the_model_rf_is_told
     c = rfcheck.check(model, size, claims={"gap": 5}, advice=False).claims.items[0]
     assert c.true == (19, 19) and not c.matches
     assert "5 is the RF at the input of the global pool gap (the model RF" in c.note
+
+
+def test_the_pair_search_stops_at_its_budget_and_says_so(monkeypatch):
+    import rfcheck.claims as claims_module
+    monkeypatch.setattr(claims_module, "BUDGET_S", 0.0)
+    (c,) = claim(dilated, 1000).items
+    assert "stopped after 0 s" in c.note
