@@ -411,10 +411,9 @@ class Explanation:
 
     def header(self) -> list[str]:
         r = self.report
-        return [f"explain: {r.model}, input {'x'.join(map(str, r.input_size))}",
-                "  per axis: k_eff = d*(k-1)+1, r = r_in + (k_eff-1)*j_in, j = j_in*s, "
-                "n = floor((n_in + 2p - k_eff)/s) + 1 (r: RF, j: jump in input pixels, n: map size); "
-                "pointwise layers left out"]
+        return [f"explain: {r.model}, input {'x'.join(map(str, r.input_size))} (per axis; r: RF, j: jump in input "
+                "pixels, n: map size; pointwise layers left out)",
+                "  k_eff = d*(k-1)+1   r = r_in + (k_eff-1)*j_in   j = j_in*s   n = floor((n_in + 2p - k_eff)/s) + 1"]
 
     def _build(self) -> None:
         calc, nax = self.calc, self.calc.nax

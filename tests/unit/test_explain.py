@@ -61,7 +61,7 @@ the RF that matters is 13"""
 
 def test_explain_golden_dilated_strided_residual():
     got = rows(rfcheck.explain(Dilated(), (3, 16, 16)))
-    assert got[0] == "explain: Dilated, input 3x16x16"
+    assert got[0].startswith("explain: Dilated, input 3x16x16 (per axis;")
     assert got[2:] == DILATED.splitlines()
 
 
