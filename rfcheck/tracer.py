@@ -589,20 +589,24 @@ _SCALARS = frozenset({int, float, bool, str, complex, type(None)})
 _MISSING = object()
 _flat, _values = chain.from_iterable, dict.values
 #: what the keys of a module's own dicts hold, for the RF302 message
-_KINDS = {"_parameters": "parameter", "_buffers": "buffer", "_modules": "submodule",
-          "_non_persistent_buffers_set": "non-persistent buffer"}
+_NON_PERSISTENT = "_non_persistent_buffers_set"
+_KINDS = {_NON_PERSISTENT: "non-persistent buffer"}
+#: the attributes every module has (nn.Module.__init__'s): the others are the module's own
+_BASE = frozenset(vars(torch.nn.Module()))
 
 
 def _entry(m: torch.nn.Module) -> tuple:
-    """What a forward may change on a module, shallowly: its ``__dict__`` (the identity of each
-    value) and the contents of its plain lists, dicts and sets (``_parameters``, ``_buffers``,
-    ``_modules`` among them)."""
-    d = m.__dict__
-    return m, dict(d), [(k, v, v.copy()) for k, v in d.items() if type(v) in _CONTAINERS]
+    """The contents of a module's plain lists, dicts and sets (``self.history.append(x)``), other
+    than ``_parameters``, ``_buffers`` and ``_modules``, whose contents :func:`_identities` keeps
+    with the identity of every attribute."""
+    d = vars(m)
+    return m, [(k, d[k], d[k].copy()) for k in d.keys() - _BASE if type(d[k]) in _CONTAINERS] + [
+        (_NON_PERSISTENT, d[_NON_PERSISTENT], set(d[_NON_PERSISTENT]))]
 
 
 _GROUPS = ("attribute", "parameter", "buffer", "submodule")
-_SUBDICTS = tuple(itemgetter(k) for k in ("_parameters", "_buffers", "_modules"))
+_OWN = ("_parameters", "_buffers", "_modules")
+_SUBDICTS = tuple(itemgetter(k) for k in _OWN)
 
 
 def _identities(modules: list[torch.nn.Module]) -> tuple:
@@ -610,7 +614,7 @@ def _identities(modules: list[torch.nn.Module]) -> tuple:
     identity of their values, flattened (C-level passes: this runs for every module of every
     analysis, ~1 us each; the contents of other containers are in the :func:`_entry` of the
     modules whose forward runs)."""
-    dicts = [m.__dict__ for m in modules]
+    dicts = list(map(vars, modules))
     try:
         groups = [dicts] + [list(map(g, dicts)) for g in _SUBDICTS]
         return (modules, groups, [list(map(len, x)) for x in groups], [list(_flat(x)) for x in groups],
@@ -650,26 +654,20 @@ def _restore(entries: list[tuple], ids: tuple, names: dict[int, str]) -> list[Di
     finds changed; one RF302 diagnostic per module type and change (ten blocks that cache the same
     buffer are one)."""
     what: dict[int, list[str]] = {}
-    for m, saved, containers in entries:
-        d = m.__dict__
-        w = what.setdefault(id(m), [])
+    for m, containers in entries:
         for k, v, before in containers:
-            if not _changed(v, before) or d.get(k) is not v:
-                continue  # (a container replaced as a whole is put back below)
+            if not _changed(v, before):
+                continue
             kind = _KINDS.get(k)
-            if kind is not None:
-                keys = (v ^ before) if type(v) is set else [
-                    n for n in {**before, **v} if v.get(n, _MISSING) is not before.get(n, _MISSING)]
-                w.extend(f"{kind} {n}" for n in sorted(map(str, keys)))
+            if kind is not None:  # (a set of names)
+                what.setdefault(id(m), []).extend(f"{kind} {n}" for n in sorted(map(str, v ^ before)))
             else:
-                w.append(f"the contents of {type(v).__name__} {k}")
+                what.setdefault(id(m), []).append(f"the contents of {type(v).__name__} {k}")
             if type(v) is list:
                 v[:] = before
             else:
                 v.clear()
                 v.update(before)
-        if d.keys() != saved.keys() or not all(map(is_, d.values(), saved.values())):
-            _put_back(d, saved, "attribute", w)
     if ids:
         modules, groups, lens, keys, vals = ids
         for kind, x, ln, k, v in zip(_GROUPS, groups, lens, keys, vals):
