@@ -125,6 +125,9 @@ class HandCalc:
         n = tuple(shape[1:]) if len(shape) == self.nax + 1 else (None,) * self.nax
         known = [s for s in ins if s is not None]
         glob = l.is_global or (bool(known) and all(s.glob for s in known))
+        if None in n and len(known) == 1 and not l.is_global and tuple(known[0].r) == tuple(l.rf) and \
+                tuple(known[0].j) == tuple(l.jump):
+            n = known[0].n  # a flatten or view keeps the map's positions (a Linear over them is the global layer)
         return HState(tuple(Fraction(r) for r in l.rf), tuple(Fraction(j) for j in l.jump), n, glob)
 
     def _classify(self, l: Layer, ins: list[Optional[HState]], t: Optional[HState]) -> Step:
@@ -545,8 +548,10 @@ class Explanation:
         if t_in is None:
             return
         n = "x".join(str(x) for x in t_in.n) if None not in t_in.n else "whole"
-        self.rows.append((l.name, l.type, f"global {l.global_kind or ''} pool over the {n} map: the model RF is "
-                                          f"taken at its input, {_vals(t_in.r)}".replace("  ", " ")))
+        what = {"avg": "global avg pool", "max": "global max pool", "linear": "a Linear over every position"}.get(
+            l.global_kind or "", "global reduction")
+        self.rows.append((l.name, l.type, f"{what} of the {n} map: the model RF is taken at its input, "
+                                          f"{_vals(t_in.r)}"))
 
     def _end(self) -> None:
         rf, calc, nax = self.report.rf, self.calc, self.calc.nax

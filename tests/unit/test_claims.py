@@ -206,3 +206,11 @@ def test_the_pair_search_stops_at_its_budget_and_says_so(monkeypatch):
     monkeypatch.setattr(claims_module, "BUDGET_S", 0.0)
     (c,) = claim(dilated, 1000).items
     assert "stopped after 0 s" in c.note
+
+
+def test_flatten_and_linear_as_the_global_layer():
+    """1x8x8: 3x3 p1 (r 3, n 8); max pool 2 (r 3 + 1 = 4, j 2, n 4); flatten + Linear reads the
+    whole 4x4 map: the model RF is 4; with the window counted 4 + (4-1)*2 = 10: mistake (a)."""
+    m = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 4 * 4, 10))
+    (c,) = rfcheck.check(m, (1, 8, 8), claim_rf=10, advice=False).claims.items
+    assert c.true == (4, 4) and [d.codes for d in c.diagnoses] == [["a"]]

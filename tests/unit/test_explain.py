@@ -53,7 +53,7 @@ c1 3x3 conv r = 1 + (3-1)*1 = 3 j = 1*1 = 1 n = (16 + 2*1 - 3)/1 + 1 = 16
 c2 3x3 conv s2 r = 3 + (3-1)*1 = 5 j = 1*2 = 2 n = floor((16 + 2*1 - 3)/2) + 1 = 8
 c3 3x3 conv d2 (k_eff 5) r = 5 + (5-1)*2 = 13 j = 2*1 = 2 n = (8 + 2*2 - 5)/1 + 1 = 8
 add add of 2 paths r = max(5, 13) = 13 (RF max over paths) j = 2
-gap AdaptiveAvgPool2d global avg pool over the 8x8 map: the model RF is taken at its input, 13
+gap AdaptiveAvgPool2d global avg pool of the 8x8 map: the model RF is taken at its input, 13
 model RF: 13 (jump 2) at the input of the global pool gap
 counting the global pool's window as well gives 27 (13 + (8-1)*2 = 27): that is the brief's common mistake; \
 the RF that matters is 13"""
