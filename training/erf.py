@@ -208,7 +208,7 @@ def _num(v) -> Any:
     return v.numerator if v.denominator == 1 else float(v)
 
 
-def heatmap(result: dict[str, Any], path: str, title: str = "") -> None:
+def heatmap(result: dict[str, Any], path: Optional[str] = None, title: str = ""):
     """The ERF map with its 50/90/99 % boxes, beside the theoretical RF box; and the per-axis
     profiles of the mass against the RF's extent."""
     import numpy as np
@@ -249,9 +249,10 @@ def heatmap(result: dict[str, Any], path: str, title: str = "") -> None:
     a2.set_ylabel("share of the gradient mass")
     a2.legend(fontsize=7)
     a2.set_title("gradient mass per row / column", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
+    fig.suptitle(title or _title(result) if "images" in result else title, fontsize=10)
+    if path:
+        fig.savefig(path, dpi=110)
+    return fig
 
 
 # -- the command ---------------------------------------------------------------------------------
@@ -313,25 +314,27 @@ def load_model(path: str, spec: Optional[str] = None):
     return model, ck
 
 
-def _run(args) -> int:
-    try:
-        n = int(args.images)
-    except ValueError:
-        raise ERFError(f"--images {args.images}: expected a whole number >= 1") from None
-    if n < 1:
-        raise ERFError(f"--images {args.images}: expected a whole number >= 1")
-    from rfcheck.options import check_output_path
-    check_output_path("--out", args.out)
+def effective_rf(checkpoint: str, data_path: str, images: int = 200, out: Optional[str] = None,
+                 model_spec: Optional[str] = None, layer: Optional[str] = None,
+                 cache_dir: Optional[str] = None) -> dict[str, Any]:
+    """The command's JSON document for ``checkpoint`` over ``images`` test images of
+    ``data_path`` (balanced over classes), plus ``"_map"`` (the ERF map, a numpy array); the
+    heatmap is written to ``out`` when given (``heatmap(doc)`` draws it as a Figure)."""
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise ERFError(f"--images {images}: expected a whole number >= 1")
+    if out is not None:
+        from rfcheck.options import check_output_path
+        check_output_path("--out", out)
     import torch
 
     import rfcheck
     from training import data
-    model, ck = load_model(args.checkpoint, args.model)
+    model, ck = load_model(checkpoint, model_spec)
     classes = ck.get("classes")
-    per_class = math.ceil(n / len(classes)) if classes else n
-    ds = data.load(args.data, cache_dir=args.cache_dir, limit_per_class=per_class)
+    per_class = math.ceil(images / len(classes)) if classes else images
+    ds = data.load(data_path, cache_dir=cache_dir, limit_per_class=per_class)
     if classes is not None and list(ds.classes) != list(classes):
-        raise data.DataError(f"{args.data} has classes {ds.classes}, the checkpoint was trained on {classes}")
+        raise data.DataError(f"{data_path} has classes {ds.classes}, the checkpoint was trained on {classes}")
     test = data.make_torch_dataset(ds.test, tuple(ck.get("mean", ds.mean)), tuple(ck.get("std", ds.std)), None)
     # an even spread over classes: the k-th image of every class before the (k+1)-th of any
     labels = [int(v) for v in ds.test.labels]
@@ -339,24 +342,38 @@ def _run(args) -> int:
     for v in labels:
         rank.append(seen.get(v, 0))
         seen[v] = rank[-1] + 1
-    idx = sorted(range(len(labels)), key=lambda i: (rank[i], i))[:n]
-    images = torch.stack([test[i][0] for i in idx])
-    report = rfcheck.analyze(model, input_size=tuple(images.shape[1:]))
+    idx = sorted(range(len(labels)), key=lambda i: (rank[i], i))[:images]
+    batch = torch.stack([test[i][0] for i in idx])
+    report = rfcheck.analyze(model, input_size=tuple(batch.shape[1:]))
+    res = measure(model, report, batch, layer)
+    doc = {"checkpoint": str(checkpoint), "model": ck.get("model_spec_name") or ck.get("model_spec"),
+           "epoch": ck.get("epoch"), "data": ds.source, "images": len(idx), **res, "png": out}
+    if out is not None:
+        heatmap(doc, out, _title(doc))
+    return doc
+
+
+def _title(doc: dict[str, Any]) -> str:
+    return (f"{doc['model']}: effective RF over {doc['images']} test images, {doc['layer']} unit "
+            f"{tuple(doc['unit'])}; theoretical RF {doc['theoretical_rf'][0]}x{doc['theoretical_rf'][1]}")
+
+
+def _run(args) -> int:
+    try:
+        n = int(args.images)
+    except ValueError:
+        raise ERFError(f"--images {args.images}: expected a whole number >= 1") from None
+    import torch
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
-    res = measure(model, report, images, args.layer)
-    emap = res.pop("_map")
-    out = {"checkpoint": args.checkpoint, "model": ck.get("model_spec_name") or ck.get("model_spec"),
-           "epoch": ck.get("epoch"), "data": ds.source, "images": len(idx), **res, "png": args.out}
-    title = (f"{out['model']}: effective RF over {len(idx)} test images, {res['layer']} unit {tuple(res['unit'])}; "
-             f"theoretical RF {res['theoretical_rf'][0]}x{res['theoretical_rf'][1]}")
-    heatmap({**res, "_map": emap}, args.out, title)
+    doc = effective_rf(args.checkpoint, args.data, n, args.out, args.model, args.layer, args.cache_dir)
+    doc.pop("_map")
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps(doc))
     else:
-        print(f"{out['model']}: effective RF of unit {tuple(res['unit'])} at {res['layer']} ({res['hooked']}) over "
-              f"{len(idx)} test images; theoretical RF {'x'.join(map(str, res['theoretical_rf']))}")
+        print(f"{doc['model']}: effective RF of unit {tuple(doc['unit'])} at {doc['layer']} ({doc['hooked']}) over "
+              f"{doc['images']} test images; theoretical RF {'x'.join(map(str, doc['theoretical_rf']))}")
         for k in SHARES:
-            print(f"  {k}% of the gradient mass: {'x'.join(map(str, res['erf'][k]))} px (centred box)")
+            print(f"  {k}% of the gradient mass: {'x'.join(map(str, doc['erf'][k]))} px (centred box)")
         print(f"  heatmap: {args.out}")
     return 0
 

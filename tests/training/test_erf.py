@@ -156,6 +156,10 @@ def test_the_command_prints_json_and_writes_the_heatmap(trained, tmp_path, capsy
     # more images than the test split holds: all of them (8), said in "images"
     assert erf.main([str(ck), "--data", str(data), "--images", "50", "--out", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 8
+    # in Python (a notebook): the same document, the map, and the heatmap as a Figure
+    doc = erf.effective_rf(str(ck), str(data), 4)
+    assert doc["images"] == 4 and doc["theoretical_rf"] == [9, 9] and doc["_map"].shape == (16, 16)
+    assert type(erf.heatmap(doc)).__name__ == "Figure"
     # the text form
     assert erf.main([str(ck), "--data", str(data), "--images", "2", "--out", str(out)]) == 0
     assert "99% of the gradient mass" in capsys.readouterr().out
