@@ -8,7 +8,7 @@ import torch
 
 from .diagnostics import Diagnostic
 from .geometry import AxisGeo, Envelope, merge_axis, sliding
-from .state import NO_AXES, PART, SPATIAL, Dim, TensorState
+from .state import NO_AXES, PART, SPATIAL, Dim, Parts, TensorState
 
 _LAYOUT_KINDS = frozenset({"reshape", "slice", "split"})
 
@@ -84,8 +84,19 @@ class Call:
         global reduction (pooling to 1)."""
         out = self.out if out is None else out
         st = self.state if state is None else state
-        geo = dict(st.geo)
         dims = list(st.dims)
+        geo = self._windowed(st.geo, dims, windows, out, collapse_if_whole, dense)
+        parts = None
+        if st.parts is not None:  # every channel gets the same window
+            parts = Parts(st.parts.dim, st.parts.bounds, tuple(
+                self._windowed(g, dims, windows, out, collapse_if_whole, dense, record=False)
+                for g in st.parts.geos))
+        return TensorState(tuple(dims), geo, st.exact and self.exact, parts=parts, lost=st.lost)
+
+    def _windowed(self, geo0: dict[int, AxisGeo], dims: list[Dim], windows: dict[int, Envelope],
+                  out: torch.Tensor, collapse_if_whole: bool, dense: bool,
+                  record: bool = True) -> dict[int, AxisGeo]:
+        geo = dict(geo0)
         for j, w in windows.items():
             j = j % len(dims)
             d = dims[j]
@@ -97,14 +108,17 @@ class Call:
                     iv = w.at(0)
                     if iv[0] <= 0 and iv[1] >= g.size - 1:
                         geo[ax] = g.collapse(self.index)
-                        self.is_global = True
+                        if record:
+                            self.is_global = True
                         continue
-                    self.info.setdefault("partial_global", []).append((ax, iv[1] - max(iv[0], 0) + 1, g.size))
+                    if record:
+                        self.info.setdefault("partial_global", []).append(
+                            (ax, iv[1] - max(iv[0], 0) + 1, g.size))
                 geo[ax] = g.apply(w, n_out)
-            elif d.axes:
+            elif d.axes and record:
                 self.note(f"window over a {d.kind} dim holding spatial axes {sorted(d.axes)} is not modelled",
                           exact=False, code="RF105")
-        return TensorState(tuple(dims), geo, st.exact and self.exact)
+        return geo
 
     def sliding(self, kernel: Sequence[int], stride: Optional[Sequence[int]] = None,
                 padding: Optional[Sequence[int]] = None, dilation: Optional[Sequence[int]] = None) -> TensorState:
@@ -120,7 +134,7 @@ class Call:
         out = self.out if out is None else out
         if len(self.tracked) == 1 and self.tracked[0].shape == out.shape:  # the common unary case
             st = self.inputs[0]
-            return TensorState(st.dims, dict(st.geo), st.exact and self.exact)
+            return TensorState(st.dims, dict(st.geo), st.exact and self.exact, parts=st.parts, lost=st.lost)
         n = out.ndim
         dims: list[Dim] = []
         for j in range(n):
@@ -133,12 +147,43 @@ class Call:
                 if chosen is NO_AXES or (is_full and not full):
                     chosen, full = st.dims[k], is_full
             dims.append(chosen)
+        geo, exact = self._merged_geo([st.geo for st in self.inputs], dims, out)
+        exact = exact and all(st.exact for st in self.inputs)
+        parts, lost = self._merged_parts(dims, out)
+        return TensorState(tuple(dims), geo, exact and self.exact, parts=parts, lost=lost)
+
+    def _merged_parts(self, dims: list[Dim], out: torch.Tensor) -> tuple[Optional[Parts], Optional[str]]:
+        """The channel provenance of a pointwise merge: per channel range, the merge of what
+        each input holds there (an input without parts, or broadcast along the dim, holds its
+        own geometry everywhere)."""
+        lost = next((st.lost for st in self.inputs if st.lost), None)
+        with_parts = [(t, st) for t, st in zip(self.tracked, self.inputs) if st.parts is not None]
+        if not with_parts:
+            return None, lost
+        pd = with_parts[0][1].parts.dim
+        if any(t.ndim != out.ndim or st.parts.dim != pd for t, st in with_parts):
+            return None, lost or self.name
+        bounds = sorted({b for _, st in with_parts for b in st.parts.bounds})
+        pieces = []
+        for lo, hi in zip(bounds, bounds[1:]):
+            geos = []
+            for st in self.inputs:
+                if st.parts is None:
+                    geos.append(st.geo)
+                else:
+                    i = max(k for k, b in enumerate(st.parts.bounds[:-1]) if b <= lo)
+                    geos.append(st.parts.geos[i])
+            pieces.append((hi - lo, self._merged_geo(geos, dims, out, warn=False)[0]))
+        return Parts.build(pd, pieces), lost
+
+    def _merged_geo(self, geos: list[dict[int, AxisGeo]], dims: list[Dim], out: torch.Tensor,
+                    warn: bool = True) -> tuple[dict[int, AxisGeo], bool]:
         branches: dict[int, list[tuple[str, AxisGeo]]] = {}
-        for nm, st in zip(self.input_names, self.inputs):
-            for ax, g in st.geo.items():
+        for nm, g0 in zip(self.input_names, geos):
+            for ax, g in g0.items():
                 branches.setdefault(ax, []).append((nm, g))
         geo: dict[int, AxisGeo] = {}
-        exact = all(st.exact for st in self.inputs)
+        exact = True
         for ax, lst in branches.items():
             if len(lst) == 1:
                 geo[ax] = lst[0][1]
@@ -148,7 +193,7 @@ class Call:
             g, warns, ok = merge_axis(lst, size, self.name)
             geo[ax] = g
             exact = exact and ok
-            for w in warns:
+            for w in warns if warn else ():
                 if w not in self.warnings:
                     self.warnings.append(w)
             if g.gated and not any(b.gated for _, b in lst if b.global_at is None):
@@ -157,7 +202,7 @@ class Call:
         for j, d in enumerate(dims):
             if d.kind == SPATIAL and d.axis in geo and geo[d.axis].global_at is None:
                 geo[d.axis] = replace(geo[d.axis], size=out.shape[j])
-        return TensorState(tuple(dims), geo, exact and self.exact)
+        return geo, exact
 
     def collapse(self, dims: Iterable[int], keep: bool, state: Optional[TensorState] = None,
                  kind: str = "other", mix: bool = False) -> TensorState:
@@ -167,30 +212,59 @@ class Call:
         st = self.state if state is None else state
         nd = len(st.dims)
         red = sorted({d % nd for d in dims})
-        geo = dict(st.geo)
+        geo = self._collapsed(st, st.geo, red, keep, state is None, mix)
+        if self.is_global:
+            self.info["global_kind"] = kind
+        new_dims = [d for j, d in enumerate(st.dims) if keep or j not in red]
+        parts, lost = None, st.lost
+        if st.parts is not None:
+            if st.parts.dim in red:  # a reduction or mixing over the channels: they are one now
+                self.info["mixes_channels"] = True
+                lost = None
+            elif keep or st.parts.dim < min(red):
+                pdim = st.parts.dim if keep else st.parts.dim - sum(1 for j in red if j < st.parts.dim)
+                parts = Parts(pdim, st.parts.bounds, tuple(
+                    self._collapsed(st, g, red, keep, state is None, mix, record=False) for g in st.parts.geos))
+            else:
+                lost = lost or self.name
+        elif lost and any(not st.dims[j].axes for j in red):
+            lost = None  # reduced over a non-spatial dim: the channels were mixed
+        return TensorState(tuple(new_dims), geo, st.exact and self.exact, parts=parts, lost=lost)
+
+    def _collapsed(self, st: TensorState, geo0: dict[int, AxisGeo], red: list[int], keep: bool, own: bool,
+                   mix: bool, record: bool = True) -> dict[int, AxisGeo]:
+        nd = len(st.dims)
+        geo = dict(geo0)
         # an axis still held by an output dim (the query tokens of attention) or by a dim that
         # keeps its length (softmax over positions, a Linear over tokens) is mixed, not reduced
         held = {ax for j, d in enumerate(st.dims) if j not in red for ax in d.axes}
         x = self.data
         for j in red:
             d = st.dims[j]
-            if d.kind == PART:
+            if d.kind == PART and record:
                 self.note("reduction over part of a spatial axis (after a view split it) is not modelled; "
                           "treated as global", exact=False, code="RF105")
-            same_length = mix or (keep and state is None and x.ndim == nd and self.out.ndim == nd and
+            same_length = mix or (keep and own and x.ndim == nd and self.out.ndim == nd and
                                   x.shape[j] == self.out.shape[j] > 1)
             for ax in d.axes:
                 if geo[ax].global_at is None and (ax in held or same_length) and d.kind != PART:
-                    self.info["mixing"] = True
+                    if record:
+                        self.info["mixing"] = True
                     geo[ax] = geo[ax].mix()
                     continue
-                if geo[ax].global_at is None:
+                if geo[ax].global_at is None and record:
                     self.is_global = True
                 geo[ax] = geo[ax].collapse(self.index)
-        if self.is_global:
-            self.info["global_kind"] = kind
-        new_dims = [d for j, d in enumerate(st.dims) if keep or j not in red]
-        return TensorState(tuple(new_dims), geo, st.exact and self.exact)
+        return geo
+
+    def kept_channels(self, states: list[TensorState]) -> list[TensorState]:
+        """Channel provenance a rule did not carry is lost (a later channel slice is then not
+        exact), unless the op mixed the channels, which makes them one."""
+        src = next((st for st in self.inputs if st.parts is not None or st.lost), None)
+        if src is None or self.info.get("mixes_channels"):
+            return states
+        return [st if st.parts is not None or st.lost else replace(st, lost=src.lost or self.name)
+                for st in states]
 
     def with_dims(self, dims: Sequence[Dim], state: Optional[TensorState] = None) -> TensorState:
         st = self.state if state is None else state

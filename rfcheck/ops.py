@@ -9,15 +9,16 @@ ops with :func:`register_function` or for modules with :func:`register_module`.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from fractions import Fraction
 from math import prod
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import torch
 
 from .call import Call, tup
 from .geometry import adaptive, crop, interpolation, merge_axis, sliding, transposed
-from .state import FLAT, NO_AXES, PART, SPATIAL, Dim, TensorState
+from .state import FLAT, NO_AXES, PART, SPATIAL, Dim, Parts, TensorState
 
 Result = Union[TensorState, list]
 FunctionRule = Callable[[Call], Result]
@@ -151,7 +152,28 @@ def conv(call: Call) -> Result:
     call.info.update(kind="conv", kernel=k, stride=s, padding=p, dilation=d, groups=groups,
                      in_channels=cin, out_channels=w.shape[0])
     call.macs = call.out.numel() * (cin // groups) * prod(k)
-    return call.window({i - nd: sliding(k[i], s[i], p[i], d[i]) for i in range(nd)})
+    windows = {i - nd: sliding(k[i], s[i], p[i], d[i]) for i in range(nd)}
+    return grouped(call, call.window(windows), windows, groups, x.ndim - nd - 1, cin, w.shape[0])
+
+
+def grouped(call: Call, res: TensorState, windows: dict, groups: int, cdim: int, cin: int,
+            cout: int) -> TensorState:
+    """A conv's channels: groups=1 mixes them all; with groups, output group k reads input
+    channels k*cin/groups ... only, so channel provenance maps group by group."""
+    st = call.state
+    if groups == 1:
+        call.info["mixes_channels"] = True
+        return replace(res, parts=None, lost=None)
+    if st.parts is None or st.parts.dim != cdim:
+        return replace(res, parts=None)
+    pieces = []
+    for g in range(groups):
+        kept = st.parts.select(g * cin // groups, (g + 1) * cin // groups)
+        union = kept[0][1] if len(kept) == 1 else call._merged_geo([geo for _, geo in kept], list(res.dims),
+                                                                   call.out, warn=False)[0]
+        pieces.append((cout // groups, call._windowed(union, list(res.dims), windows, call.out, False, True,
+                                                      record=False)))
+    return replace(res, parts=Parts.build(cdim, pieces))
 
 
 @register_function("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
@@ -167,7 +189,9 @@ def conv_transpose(call: Call) -> Result:
                      output_padding=tup(a["output_padding"], nd), in_channels=x.shape[-nd - 1],
                      out_channels=w.shape[1] * groups)
     call.macs = x.numel() * w.shape[1] * prod(k)
-    return call.window({i - nd: transposed(k[i], s[i], p[i], d[i]) for i in range(nd)})
+    windows = {i - nd: transposed(k[i], s[i], p[i], d[i]) for i in range(nd)}
+    return grouped(call, call.window(windows), windows, groups, x.ndim - nd - 1, x.shape[-nd - 1],
+                   w.shape[1] * groups)
 
 
 # -- pooling -----------------------------------------------------------------------------
@@ -288,7 +312,21 @@ def pixel_shuffle(call: Call) -> Result:
         return TensorState(st.dims, dict(st.subpixel[1]), st.exact)
     from .geometry import Envelope
     w = Envelope(r, 1, (0,) * r, (0,) * r)
-    return call.window({-2: w, -1: w})
+    res = call.window({-2: w, -1: w})
+    cdim = call.data.ndim - 3
+    if st.parts is None or st.parts.dim != cdim:
+        return res
+    # output channel c gathers input channels c*r*r ... (c+1)*r*r - 1 into its r x r phases: exact
+    # per output channel when each such block comes from one input of the concat
+    block = r * r
+    if any(b % block for b in st.parts.bounds):
+        # a block mixes inputs: each output unit, summed over channels, reads their union (the
+        # geometry already shown), but which output channel holds which is not followed
+        return replace(res, parts=None, lost=call.name)
+    pieces = [((hi - lo) // block, call._windowed(g, list(res.dims), {-2: w, -1: w}, call.out, False, True,
+                                                    record=False))
+              for lo, hi, g in zip(st.parts.bounds, st.parts.bounds[1:], st.parts.geos)]
+    return replace(res, parts=Parts.build(cdim, pieces))
 
 
 @register_function("pixel_unshuffle")
@@ -648,7 +686,8 @@ def cat(call: Call) -> Result:
     call.info["kind"] = "merge"
     carriers = [st for st in call.inputs if st.dims[d].axes]
     if not carriers:
-        return call.merge(out)
+        st = call.merge(out)
+        return replace(st, parts=_cat_parts(call, a["tensors"], d), lost=st.lost)
     if len(carriers) == 1 and carriers[0].dims[d].kind == FLAT:
         # tokens with constant ones beside them (a class or distillation token): every token of
         # the input keeps its RF, the added ones read no input; a flattened dim holds no order
@@ -656,6 +695,21 @@ def cat(call: Call) -> Result:
         st = call.merge(out)
         return TensorState(tuple(carriers[0].dims), st.geo, st.exact)
     return call.unknown_result("concatenation along a spatial dim has no rule")
+
+
+def _cat_parts(call: Call, tensors, d: int) -> Optional[Parts]:
+    """Which channels of a concat (along a dim without spatial axes) come from which input."""
+    states = {id(t): st for t, st in zip(call.tracked, call.inputs)}
+    pieces = []
+    for t in tensors:
+        st = states.get(id(t))
+        if st is None:
+            pieces.append((t.shape[d], {}))  # a constant (a parameter, zeros): reads no input
+        elif st.parts is not None and st.parts.dim == d:
+            pieces += [(hi - lo, g) for lo, hi, g in zip(st.parts.bounds, st.parts.bounds[1:], st.parts.geos)]
+        else:
+            pieces.append((t.shape[d], st.geo))
+    return Parts.build(d, pieces)
 
 
 @register_function("stack")
@@ -684,7 +738,7 @@ def stack(call: Call) -> Result:
 @register_function("split", "chunk", "tensor_split", "unbind", "split_with_sizes", "unsafe_split")
 def split(call: Call) -> Result:
     x = call.data
-    a = call.bind(["input", "arg", "dim"], dim=0)
+    a = call.bind(["input", "dim"] if call.op == "unbind" else ["input", "arg", "dim"], dim=0)
     d = a["dim"] % x.ndim
     st = call.state
     dim = st.dims[d]
@@ -696,16 +750,35 @@ def split(call: Call) -> Result:
             dims = [dd for j, dd in enumerate(st.dims) if j != d]
             if dim.axes:
                 call.note("unbind along a spatial dim selects single positions", exact=True)
-            results.append(call.with_dims(dims))
+                results.append(call.with_dims(dims))
+            else:
+                results.append(select_channels(call, st, call.with_dims(dims), d, None, offset, offset + 1, 1))
+            offset += 1
             continue
         if dim.kind == SPATIAL:
             results.append(call.window({d: crop(offset)}, out=out))
         elif dim.axes:
             results.append(call.unknown_result("split along a flattened spatial dim has no rule")[0])
         else:
-            results.append(call.with_dims(st.dims))
+            results.append(select_channels(call, st, call.with_dims(st.dims), d, d, offset, offset + out.shape[d],
+                                           1))
         offset += out.shape[d]
     return results
+
+
+@register_function("narrow")
+def narrow(call: Call) -> Result:
+    a = call.bind(["input", "dim", "start", "length"])
+    x, st = call.data, call.state
+    d = a["dim"] % x.ndim
+    start = a["start"] % x.shape[d] if isinstance(a["start"], int) else int(a["start"])
+    call.info["kind"] = "slice"
+    dim = st.dims[d]
+    if dim.kind == SPATIAL:
+        return call.window({d: crop(start)})
+    if dim.axes:
+        return call.unknown_result("narrow along a flattened spatial dim has no rule")
+    return select_channels(call, st, call.with_dims(st.dims), d, d, start, start + a["length"], 1)
 
 
 
@@ -721,6 +794,7 @@ def getitem(call: Call) -> Result:
         idx = (idx,)
     st = call.state
     n_real = sum(1 for i in idx if i is not None and i is not Ellipsis and not isinstance(i, bool))
+    chosen = None  # (input dim, output dim or None if dropped, start, stop, step) of a channel selection
     dims: list[Dim] = []
     windows = {}
     j = 0  # input dim
@@ -735,6 +809,8 @@ def getitem(call: Call) -> Result:
         elif isinstance(i, slice):
             d = st.dims[j]
             start, stop, step = i.indices(x.shape[j])
+            if not d.axes and (start, stop, step) != (0, x.shape[j], 1):
+                chosen = (j, len(dims), start, stop, step)
             if d.kind == SPATIAL and (start, step) != (0, 1):
                 windows[len(dims)] = crop(start, step)
             elif d.axes and (start, stop, step) != (0, x.shape[j], 1) and not _all_mixed(st, d):
@@ -745,14 +821,42 @@ def getitem(call: Call) -> Result:
             d = st.dims[j]
             if d.kind == SPATIAL:
                 call.note("indexing picks one position of a spatial axis")
+            elif not d.axes:
+                c = i % x.shape[j]
+                chosen = (j, None, c, c + 1, 1)
             j += 1
         else:
             return call.unknown_result("advanced (tensor) indexing has no rule")
     dims.extend(st.dims[j:])
-    tmp = TensorState(tuple(dims), dict(st.geo), st.exact)
+    tmp = TensorState(tuple(dims), dict(st.geo), st.exact, parts=st.parts, lost=st.lost)
+    if st.parts is not None and (chosen is None or chosen[0] != st.parts.dim):
+        tmp = replace(tmp, parts=None, lost=st.lost or call.name)  # indexing moved the channel dim
+        if chosen is None and len(dims) == len(st.dims):
+            tmp = replace(tmp, parts=st.parts, lost=st.lost)
+    if chosen is not None:
+        tmp = select_channels(call, st, tmp, *chosen)
     if windows:
         return call.window(windows, state=tmp)
     return tmp
+
+
+def select_channels(call: Call, st: TensorState, res: TensorState, j: int, j_out: Optional[int], start: int,
+                    stop: int, step: int) -> TensorState:
+    """A slice of a dim without spatial axes (channels): with channel provenance, the geometry
+    of just the kept channels; without it, homogeneous channels keep theirs, and channels
+    whose provenance was lost make the slice not exact."""
+    if st.parts is not None and st.parts.dim == j:
+        pieces = st.parts.select(start, stop, step)
+        geo = pieces[0][1] if len(pieces) == 1 else call._merged_geo([g for _, g in pieces], list(res.dims),
+                                                                     call.out, warn=False)[0]
+        parts = Parts.build(j_out, pieces) if j_out is not None else None
+        return replace(res, geo=dict(geo), parts=parts, lost=None if parts is None else st.lost)
+    if st.lost and j != 0:
+        call.note(f"channels with different RFs were merged at {st.lost} by an op that does not mix them, so "
+                  "which ones this slice keeps is not known: the RF shown is their union, an upper bound",
+                  exact=False, code="RF104")
+        return replace(res, exact=False)
+    return res
 
 
 for _n in POINTWISE:

@@ -27,6 +27,49 @@ class Dim:
 NO_AXES = Dim()
 
 
+@dataclass(frozen=True)
+class Parts:
+    """Channel provenance: along tensor dim ``dim`` (one without spatial axes, the channels of
+    a concat), channels ``bounds[i] .. bounds[i+1]-1`` have the geometry ``geos[i]``.  The
+    tensor's own ``geo`` is their union (right for a unit summed over channels); a slice of
+    the channels needs the parts it keeps."""
+    dim: int
+    bounds: tuple[int, ...]
+    geos: tuple[dict[int, AxisGeo], ...]
+
+    def select(self, start: int, stop: int, step: int = 1) -> list[tuple[int, dict[int, AxisGeo]]]:
+        """(count, geometry) of the kept channels, in order, for channels start:stop:step."""
+        out: list[tuple[int, dict[int, AxisGeo]]] = []
+        for lo, hi, g in zip(self.bounds, self.bounds[1:], self.geos):
+            if step == 1:
+                n = max(0, min(hi, stop) - max(lo, start))
+            else:
+                n = sum(1 for c in range(start, stop, step) if lo <= c < hi)
+            if n > 0:
+                if out and out[-1][1] is g:
+                    out[-1] = (out[-1][0] + n, g)
+                else:
+                    out.append((n, g))
+        return out
+
+    @staticmethod
+    def build(dim: int, pieces: list[tuple[int, dict[int, AxisGeo]]]) -> Optional["Parts"]:
+        """Parts from consecutive (count, geometry) pieces; None when every piece has the same
+        geometry (then the tensor is homogeneous along the dim)."""
+        merged: list[tuple[int, dict[int, AxisGeo]]] = []
+        for n, g in pieces:
+            if merged and (merged[-1][1] is g or merged[-1][1] == g):
+                merged[-1] = (merged[-1][0] + n, merged[-1][1])
+            elif n:
+                merged.append((n, g))
+        if len(merged) <= 1:
+            return None
+        bounds = [0]
+        for n, _ in merged:
+            bounds.append(bounds[-1] + n)
+        return Parts(dim, tuple(bounds), tuple(g for _, g in merged))
+
+
 @dataclass
 class TensorState:
     dims: tuple[Dim, ...]
@@ -36,6 +79,12 @@ class TensorState:
     #: after pixel_unshuffle(r), through per-element ops only: (r, the geometry before it), so
     #: that pixel_shuffle(r) restores it exactly (each channel still holds one input phase)
     subpixel: Optional[tuple[int, dict[int, AxisGeo]]] = None
+    #: channel provenance after a concat of tensors with different geometry (see Parts)
+    parts: Optional[Parts] = None
+    #: where channels of different geometry were merged by an op that did not mix them (a
+    #: reshape, an unknown op): which channel has which RF is no longer known, so a later
+    #: slice of the channels cannot be exact
+    lost: Optional[str] = None
 
     @classmethod
     def for_input(cls, shape: tuple[int, ...]) -> "TensorState":
