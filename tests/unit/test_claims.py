@@ -214,3 +214,10 @@ def test_flatten_and_linear_as_the_global_layer():
     m = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 4 * 4, 10))
     (c,) = rfcheck.check(m, (1, 8, 8), claim_rf=10, advice=False).claims.items
     assert c.true == (4, 4) and [d.codes for d in c.diagnoses] == [["a"]]
+
+
+def test_summary_passes_the_claim_on():
+    model, size = strided()
+    result = rfcheck.summary(model, size, claim_rf=19)
+    assert [d.codes for d in result.claims.items[0].diagnoses] == [["a"]]
+    assert "claim: 0 right, 1 wrong" in repr(result)
