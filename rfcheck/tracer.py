@@ -8,7 +8,7 @@ not depend on the input size.  A TorchFunctionMode sees every torch function (``
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from operator import is_, itemgetter
 from typing import Any, Optional
@@ -390,8 +390,7 @@ class Tracer(TorchFunctionMode):
         if self.tainted_at is not None or not call.exact:
             # after a data-dependent decision nothing is exact, nor is what a rule noted as not exact
             # (copies: a rule may return its input's state object)
-            states = [st if not st.exact else TensorState(st.dims, dict(st.geo), False, st.notes, st.subpixel)
-                      for st in states]
+            states = [st if not st.exact else replace(st, geo=dict(st.geo), exact=False) for st in states]
         node = Node(len(self.nodes), name, type_, op, inputs, [_shape(o) for o in outs], states[0],
                     out_ids=[id(o) for o in outs], macs=call.macs, info=call.info, exact=states[0].exact,
                     unknown=call.unknown, is_global=call.is_global, notes=call.notes, warnings=call.warnings)
@@ -417,7 +416,7 @@ class Tracer(TorchFunctionMode):
         if name in ALIASES:
             st = entries[0][1]
             if self.tainted_at is not None and st.exact:
-                st = TensorState(st.dims, st.geo, False, st.notes, st.subpixel)
+                st = replace(st, exact=False)
             for o in outs:
                 if o.ndim == len(st.dims):
                     self.register(o, in_nodes[0], st)
