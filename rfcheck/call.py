@@ -179,7 +179,8 @@ class Call:
     def _merged_geo(self, geos: list[dict[int, AxisGeo]], dims: list[Dim], out: torch.Tensor,
                     warn: bool = True) -> tuple[dict[int, AxisGeo], bool]:
         branches: dict[int, list[tuple[str, AxisGeo]]] = {}
-        for nm, g0 in zip(self.input_names, geos):
+        names = self.input_names if len(self.input_names) == len(geos) else [self.name] * len(geos)
+        for nm, g0 in zip(names, geos):
             for ax, g in g0.items():
                 branches.setdefault(ax, []).append((nm, g))
         geo: dict[int, AxisGeo] = {}
