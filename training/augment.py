@@ -13,12 +13,12 @@ The Compose is built with ``strict=True``, so a misspelt argument raises instead
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import albumentations as A
 import cv2
 
-__all__ = ["AugConfig", "build", "describe", "mean_fill"]
+__all__ = ["AugConfig", "RefineSchedule", "build", "build_scaled", "describe", "mean_fill", "scaled"]
 
 AFFINE_TRANSLATE = 0.10          # fraction of the image size, each way, per axis
 AFFINE_SCALE = (0.9, 1.1)
@@ -82,3 +82,34 @@ def describe(cfg: AugConfig) -> str:
     if cfg.gray > 0:
         parts.append(f"gray p={cfg.gray:g} (3-channel only)")
     return ", ".join(parts) if parts else "none"
+
+
+def scaled(cfg: AugConfig, scale: float) -> AugConfig:
+    """``cfg`` with the Affine and CoarseDropout probabilities times ``scale`` (the refine phase;
+    the flip and ToGray keep theirs, and every transform stays in the pipeline)."""
+    if scale == 1.0:
+        return cfg
+    return replace(cfg, affine=float(cfg.affine) * scale, cutout=float(cfg.cutout) * scale)
+
+
+def build_scaled(cfg: AugConfig, mean: tuple[float, ...], channels: int, scale: float) -> "A.Compose":
+    """``build(scaled(cfg, scale), mean, channels)``: a picklable pipeline factory for worker
+    processes (``functools.partial(build_scaled, cfg, mean, channels)``)."""
+    return build(scaled(cfg, scale), mean, channels)
+
+
+@dataclass(frozen=True)
+class RefineSchedule:
+    """The refine phase: over the last ``refine_epochs`` of ``epochs`` the affine and cutout
+    probabilities fall linearly to ``scale`` times their value (the last epoch trains at exactly
+    ``scale``; the one before the phase at 1).  ``self(epoch)`` is the factor of a 0-based epoch."""
+    epochs: int
+    refine_epochs: int
+    scale: float = 0.5
+
+    def __call__(self, epoch: int) -> float:
+        start = self.epochs - self.refine_epochs
+        if self.refine_epochs <= 0 or epoch < start:
+            return 1.0
+        k = min(epoch - start + 1, self.refine_epochs)
+        return round(1.0 - (1.0 - self.scale) * k / self.refine_epochs, 6)

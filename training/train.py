@@ -9,6 +9,7 @@ Exit codes: 0 done, 1 the design fails its rules, 2 bad input (data, checkpoint,
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -47,9 +48,25 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "else 4)")
     p.add_argument("--threads", type=number(int, lo=0), default=None, help="torch threads (default, or 0: all cores)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="mixed precision (default: on for CUDA)")
+    p.add_argument("--amp", choices=("bf16", "fp16", "off"), default=None,
+                   help="autocast dtype (default: bf16 on CUDA, off on the CPU; fp16 on CUDA uses a GradScaler)")
+    p.add_argument("--no-amp", dest="amp", action="store_const", const="off", help=argparse.SUPPRESS)
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model for the train step "
+                                                          "(the test pass runs it uncompiled)")
+    p.add_argument("--ema", type=number(float, lo=0, hi=1, lo_open=True, hi_open=True), default=None,
+                   metavar="DECAY", help="keep an exponential moving average of the weights (e.g. 0.999), "
+                                         "evaluated every epoch beside the raw weights; the run's result "
+                                         "(checkpoint 'model', test_acc, best.pt) is then the average")
+    p.add_argument("--refine-epochs", type=number(float, lo=0), default=0, metavar="N",
+                   help="refine phase: over the last N epochs (N < 1: that fraction of --epochs) lower the "
+                        "affine and cutout probabilities linearly to --refine-aug-scale times their value")
+    p.add_argument("--refine-aug-scale", type=PROBABILITY, default=0.5, help="the refine phase's final factor")
+    p.add_argument("--mixup", type=number(float, lo=0), default=0.0, metavar="ALPHA",
+                   help="mixup in the training loop, Beta(ALPHA, ALPHA) (0: off); on top of the four transforms")
+    p.add_argument("--cutmix", type=number(float, lo=0), default=0.0, metavar="ALPHA",
+                   help="cutmix in the training loop (0: off); with --mixup each mixed batch picks one")
+    p.add_argument("--mix-prob", type=PROBABILITY, default=1.0, help="share of batches mixed (--mixup/--cutmix)")
     p.add_argument("--out", default=None, help="run folder (default runs/<model>-<seed>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--cache-dir", default=None, help="decoded-image cache (default ~/.cache/rfcheck-data)")
@@ -219,6 +236,7 @@ def _rules_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
     import torch
 
     from rfcheck.loader import load_entries
@@ -256,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
-    amp = args.amp if args.amp is not None else device.type == "cuda"
+    amp = args.amp if args.amp is not None else ("bf16" if device.type == "cuda" else "off")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = args.workers if args.workers is not None else (0 if cores <= 2 else 4)
 
@@ -268,24 +286,36 @@ def run(args: argparse.Namespace) -> int:
         _say(f"note: rules were checked at input {'x'.join(map(str, input_size))}; the data is {c}x{h}x{w}", dist)
     aug_cfg = augment.AugConfig(hflip=args.aug_hflip, affine=args.aug_affine, cutout=args.aug_cutout,
                                 gray=args.aug_gray)
-    train_tf = augment.build(aug_cfg, ds.mean, channels=c)
-    train_set = data.make_torch_dataset(ds.train, ds.mean, ds.std, train_tf)
-    test_set = data.make_torch_dataset(ds.test, ds.mean, ds.std, None)
+    mix_cfg = engine.MixConfig(args.mixup, args.cutmix, args.mix_prob)
+    augment.build(aug_cfg, ds.mean, channels=c)  # checks the settings here, before any worker starts
+    refine_epochs = refine_epoch_count(args.refine_epochs, args.epochs)
+    schedule = augment.RefineSchedule(args.epochs, refine_epochs, args.refine_aug_scale) if refine_epochs else None
+    train_set = engine.KeyedAugmentedDataset(ds.train, functools.partial(augment.build_scaled, aug_cfg,
+                                                                         tuple(ds.mean), c), args.seed, schedule)
+    normalize = engine.Normalize(ds.mean, ds.std, device)
     _say(f"data: {ds.source}: {len(ds.train.labels):,} train / {len(ds.test.labels):,} test images, "
          f"{len(ds.classes)} classes, {c}x{h}x{w}, mean {_fmt(ds.mean)} std {_fmt(ds.std)} "
          f"({time.time() - t0:.1f}s)", dist)
-    _say(f"augmentation: {augment.describe(aug_cfg)}", dist)
+    _say(f"augmentation: {augment.describe(aug_cfg)}"
+         + (f"; refine phase: the last {refine_epochs} epochs lower affine and cutout p to x{args.refine_aug_scale:g}"
+            if refine_epochs else "")
+         + (f"; in the loop: {describe_mix(mix_cfg)}" if mix_cfg.enabled else ""), dist)
 
     # -- model, optimiser, schedule ----------------------------------------------------------------------------
     engine.seed_everything(args.seed)  # again: training starts from the same RNG state whatever data loading drew
     model = model.to(device)
     if args.channels_last and len(ds.train.images.shape) == 4:
         model = model.to(memory_format=torch.channels_last)
+    ema = engine.ModelEMA(model, args.ema) if args.ema else None
     net = model
     if dist.enabled:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                         else None)
-    steps = len(engine.make_loader(train_set, args.batch_size, True, 0, args.seed, 0, dist, drop_last=True))
+    if args.compile:
+        net = torch.compile(net)
+    train_loader, train_sampler = engine.make_train_loader(train_set, args.batch_size, workers, args.seed, dist,
+                                                           drop_last=True)
+    steps = len(train_loader)
     if steps == 0:
         raise UsageError(f"--batch-size {args.batch_size} is larger than the training set "
                          f"({len(train_set)} images per process)")
@@ -301,20 +331,27 @@ def run(args: argparse.Namespace) -> int:
         opt = torch.optim.AdamW(groups, lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=args.epochs * steps,
                                                 pct_start=args.pct_start, div_factor=25, final_div_factor=1e3)
-    scaler = torch.amp.GradScaler("cuda") if (amp and device.type == "cuda") else None
+    scaler = torch.amp.GradScaler("cuda") if (amp == "fp16" and device.type == "cuda") else None
 
     out = Path(args.out or f"runs/{Path(label.split(':')[0]).stem}-{label.split(':')[-1]}-seed{args.seed}")
     start_epoch, history, best = 0, [], {"acc": -1.0, "epoch": -1}
     segments: list[dict[str, Any]] = []
     seeded_init = True  # False for a run resumed from a checkpoint of a trainer that built the model unseeded
     started = time.time()
+    process_start = engine.process_start_time()
     elapsed_before = 0.0
     if args.resume:
         ck = checkpoint.load(out / "last.pt")
         if ck.get("model_spec_name") != label:
             raise checkpoint.CheckpointError(f"checkpoint {str(out / 'last.pt')!r} is for {ck.get('model_spec_name')}, "
                                              f"not {label}")
-        checkpoint.load_model_state(model, ck["model"], out / "last.pt")
+        # with --ema the checkpoint's "model" is the average and "model_raw" the trained weights
+        checkpoint.load_model_state(model, ck.get("model_raw", ck["model"]), out / "last.pt")
+        if ema is not None:
+            if "model_raw" in ck:
+                ema.load_state_dict(ck["model"], ck.get("ema_updates", 0))
+            else:
+                raise UsageError(f"--ema {args.ema}: the run being resumed kept no weight average")
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         if scaler is not None and ck.get("scaler"):
@@ -336,6 +373,9 @@ def run(args: argparse.Namespace) -> int:
         if not segments and start_epoch:  # a checkpoint from before segments were recorded
             segments = [{"from_epoch": 0, "to_epoch": start_epoch, "seconds": round(elapsed_before, 1),
                          "started": None, "command": None}]
+        if ck.get("sampling") != SAMPLING:
+            _say(f"note: {out / 'last.pt'} was written by a trainer that drew its augmentations per epoch, not per "
+                 "sample: the rest of the run is not the one the old trainer would have run", dist)
         _say(f"resumed {out / 'last.pt'} after epoch {start_epoch}", dist)
     elif (out / "last.pt").exists() and dist.main:
         raise UsageError(f"{out} already holds a run (last.pt): use --resume to continue it or --out for a new one")
@@ -351,51 +391,67 @@ def run(args: argparse.Namespace) -> int:
             "params": rep.params.total, "rf": list(rep.rf.size), "data": ds.source}
     _say(f"model: {label}: {rep.params.total:,} params, RF {'x'.join(map(str, rep.rf.size))}, MACs {rep.macs:,}; "
          f"device {device}, {threads} threads, {workers} workers, amp {amp}, channels_last {args.channels_last}, "
-         f"{dist.world} process(es)", dist)
+         f"compile {args.compile}, {dist.world} process(es)", dist)
     _say(f"training: {args.optimizer} lr {lr} (OneCycle), batch {args.batch_size}, wd {args.weight_decay}"
          f"{' (all params)' if args.decay_norm_bias else ' (conv/linear weights)'}, "
          f"l1 {args.l1}, label smoothing {args.label_smoothing}, {args.epochs} epochs of {steps} steps, seed "
-         f"{args.seed}; run folder {out}", dist)
+         f"{args.seed}" + (f", weight average (EMA) decay {args.ema}: the result is the average" if ema else "")
+         + f"; run folder {out}", dist)
 
     # One entry per process run (a killed and resumed run has several): where each began and ended.
     command = " ".join([Path(sys.executable).name, "-m", "training.train", *sys.argv[1:]]) \
         if sys.argv and "training" in " ".join(sys.argv[:1]) else None
     segments.append({"from_epoch": start_epoch, "to_epoch": start_epoch, "seconds": 0.0,
                      "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command})
-    test_loader = engine.make_loader(test_set, 256, False, workers, args.seed, 0)
+    test_loader = engine.DeviceBatches(ds.test, 256, device)
     log_path = out / "log.jsonl"
     for epoch in range(start_epoch, args.epochs):
         t_ep = time.time()
-        loader = engine.make_loader(train_set, args.batch_size, True, workers, args.seed, epoch, dist, drop_last=True)
+        train_sampler.set_epoch(epoch)
+        mix_rng = np.random.default_rng([args.seed, epoch, dist.rank]) if mix_cfg.enabled else None
         progress = None
         if not args.quiet and dist.main:
             from tqdm import tqdm
             progress = lambda it: tqdm(it, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,  # noqa: E731
                                        dynamic_ncols=True, mininterval=1.0)
-        tr = engine.train_one_epoch(net, loader, opt, sched, scaler, device, epoch + 1, args.label_smoothing,
-                                    args.l1, amp, args.channels_last, progress)
-        ev = engine.evaluate(model, test_loader, device, channels_last=args.channels_last, amp=amp)
-        dt = time.time() - t_ep
+        tr = engine.train_one_epoch(net, train_loader, opt, sched, scaler, device, epoch + 1, args.label_smoothing,
+                                    args.l1, amp, args.channels_last, progress, normalize=normalize, ema=ema,
+                                    mix=mix_cfg if mix_cfg.enabled else None, mix_rng=mix_rng)
+        ev = engine.evaluate(model, test_loader, device, channels_last=args.channels_last, amp=amp,
+                             normalize=normalize)
         row = {"epoch": epoch + 1, "train_loss": round(tr["loss"], 5), "train_acc": round(tr["acc"], 3),
-               "test_loss": round(ev["loss"], 5), "test_acc": round(ev["acc"], 3),
-               "lr": opt.param_groups[0]["lr"], "seconds": round(dt, 2)}
+               "test_loss": round(ev["loss"], 5), "test_acc": round(ev["acc"], 3)}
+        result = ev  # what the run reports: the average when --ema is on
+        if ema is not None:
+            result = engine.evaluate(ema.module, test_loader, device, channels_last=args.channels_last, amp=amp,
+                                     normalize=normalize)
+            row.update(ema_test_loss=round(result["loss"], 5), ema_test_acc=round(result["acc"], 3))
+        dt = time.time() - t_ep
+        row.update(lr=opt.param_groups[0]["lr"], seconds=round(dt, 2), time_s=round(time.time() - process_start, 2))
+        if schedule is not None:
+            row["aug_scale"] = schedule(epoch)
         history.append(row)
-        is_best = ev["acc"] > best["acc"]
+        is_best = result["acc"] > best["acc"]
         if is_best:
-            best = {"acc": ev["acc"], "epoch": epoch + 1}
+            best = {"acc": result["acc"], "epoch": epoch + 1}
         _say(f"epoch {epoch + 1:3d}/{args.epochs}  train loss {tr['loss']:.4f} acc {tr['acc']:6.2f}%  "
-             f"test loss {ev['loss']:.4f} acc {ev['acc']:6.2f}%  best {best['acc']:.2f}% (epoch {best['epoch']})  "
-             f"lr {row['lr']:.5f}  {dt:.1f}s", dist)
+             f"test loss {ev['loss']:.4f} acc {ev['acc']:6.2f}%  "
+             + (f"ema acc {result['acc']:6.2f}%  " if ema is not None else "")
+             + f"best {best['acc']:.2f}% (epoch {best['epoch']})  lr {row['lr']:.5f}  {dt:.1f}s  "
+             f"t {row['time_s']:.1f}s", dist)
         segments[-1].update(to_epoch=epoch + 1, seconds=round(time.time() - started, 1))
         if dist.main:
             with open(log_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
-            payload = {**meta, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            weights = {"model": model.state_dict()} if ema is None else \
+                {"model": ema.state_dict(), "model_raw": model.state_dict(), "ema_updates": ema.updates}
+            payload = {**meta, **weights, "optimizer": opt.state_dict(),
                        "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler else {},
                        "epoch": epoch + 1, "total_epochs": args.epochs, "history": history, "best": best,
                        "rng": checkpoint.rng_state(), "args": _plain_args(args), "segments": segments,
                        "seeded_init": seeded_init,
-                       "elapsed": elapsed_before + time.time() - started, "test_acc": ev["acc"]}
+                       "elapsed": elapsed_before + time.time() - started, "test_acc": result["acc"],
+                       "weights": "ema" if ema is not None else "raw", "sampling": SAMPLING}
             checkpoint.save(out / "last.pt", payload)
             if is_best:
                 checkpoint.save(out / "best.pt", payload)
@@ -403,15 +459,21 @@ def run(args: argparse.Namespace) -> int:
     # -- the end: summary and plots --------------------------------------------------------------------------
     if not dist.main:
         return EXIT_OK
-    final = engine.evaluate(model, test_loader, device, channels_last=args.channels_last, amp=amp)
+    final = engine.evaluate(ema.module if ema is not None else model, test_loader, device,
+                            channels_last=args.channels_last, amp=amp, normalize=normalize)
     summary = {
         "model": label, "params": rep.params.total, "rf": list(rep.rf.size), "macs": rep.macs,
         "data": ds.source, "train_images": int(len(ds.train.labels)), "test_images": int(len(ds.test.labels)),
         "epochs": args.epochs, "best_test_acc": round(best["acc"], 3), "best_epoch": best["epoch"],
-        "final_test_acc": round(final["acc"], 3), "wall_seconds": round(elapsed_before + time.time() - started, 1),
+        "final_test_acc": round(final["acc"], 3), "weights": "ema" if ema is not None else "raw",
+        **({"final_raw_test_acc": history[-1]["test_acc"]} if ema is not None and history else {}),
+        "wall_seconds": round(elapsed_before + time.time() - started, 1),
         "seed": args.seed, "seeded_init": seeded_init, "command": command, "segments": segments,
         "machine": f"{platform.machine()} {_cpu_name()}, {cores} cores, torch {torch.__version__}, device {device}",
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "augmentation": augment.describe(aug_cfg),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "augmentation": augment.describe(aug_cfg)
+        + (f"; refine: last {refine_epochs} epochs to x{args.refine_aug_scale:g} affine/cutout p" if refine_epochs else "")
+        + (f"; in the loop: {describe_mix(mix_cfg)}" if mix_cfg.enabled else ""),
         "source": _source_version(label),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -443,13 +505,47 @@ def _abs_spec(spec: str) -> str:
 # output, progress bar, where the data or cache lives) may differ between the killed and resumed run.
 RECIPE = ("batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "decay_norm_bias",
           "l1", "label_smoothing", "pct_start", "seed", "limit_per_class", "aug_hflip", "aug_affine",
-          "aug_cutout", "aug_gray", "input_size")
+          "aug_cutout", "aug_gray", "input_size", "ema", "refine_epochs", "refine_aug_scale", "mixup", "cutmix",
+          "mix_prob")
+# recipe settings added later: a run stored before they existed ran with these values
+RECIPE_DEFAULTS = {"ema": None, "refine_epochs": 0, "refine_aug_scale": 0.5, "mixup": 0.0, "cutmix": 0.0,
+                   "mix_prob": 1.0}
+# how train items are drawn: per-sample seeds from (seed, epoch, index), so any worker count gives the same run
+SAMPLING = "keyed-1"
 
 
 def recipe_changes(before: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(setting, stored value, new value) for each recipe setting that differs; settings the
-    stored run did not record are not compared."""
-    return [(k, before[k], now.get(k)) for k in RECIPE if k in before and before[k] != now.get(k)]
+    stored run did not record are compared with the value it ran with (RECIPE_DEFAULTS), or not at all."""
+    out = []
+    for k in RECIPE:
+        if k not in before and k not in RECIPE_DEFAULTS:
+            continue
+        was = before.get(k, RECIPE_DEFAULTS.get(k))
+        if was != now.get(k) and not (k in RECIPE_DEFAULTS and _same(was, now.get(k))):
+            out.append((k, was, now.get(k)))
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return float(a or 0) == float(b or 0)
+    except (TypeError, ValueError):
+        return False
+
+
+def refine_epoch_count(value: float, epochs: int) -> int:
+    """--refine-epochs: N epochs, or (N < 1) that fraction of the run, rounded."""
+    n = int(round(value * epochs)) if 0 < value < 1 else int(round(value))
+    if n > epochs:
+        raise UsageError(f"--refine-epochs {value:g} is longer than the run (--epochs {epochs})")
+    return n
+
+
+def describe_mix(cfg) -> str:
+    parts = ([f"mixup alpha {cfg.mixup:g}"] if cfg.mixup > 0 else []) + \
+        ([f"cutmix alpha {cfg.cutmix:g}"] if cfg.cutmix > 0 else [])
+    return " or ".join(parts) + (f", p {cfg.prob:g} per batch" if cfg.prob < 1 else ", every batch")
 
 
 def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
