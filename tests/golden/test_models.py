@@ -13,7 +13,7 @@ from rfcheck.registry import register_model
 
 FOLDER = Path(__file__).resolve().parents[2] / "models"
 # model RF at the input of the global pool, derived by hand in each file's docstring
-HAND_RF = {"net": 67, "net_fashion": 53, "net_maxpool": 56, "net_tiny": 53, "net_transposed": 73}
+HAND_RF = {"net": 67, "net_v2": 67, "net_fashion": 53, "net_maxpool": 56, "net_tiny": 53, "net_transposed": 73}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,8 @@ def test_cli_checks_the_whole_folder(capsys, monkeypatch):
     assert main(["models/", "--format", "json", "--no-advice"]) == 0
     import json
     docs = json.loads(capsys.readouterr().out)
-    assert [d["model"].split(":")[1] for d in docs] == ["Net", "NetFashion", "NetMaxPool", "NetTiny", "NetTransposed"]
+    assert [d["model"].split(":")[1] for d in docs] == ["Net", "NetFashion", "NetMaxPool", "NetTiny", "NetTransposed",
+                                                        "NetV2"]
     own = {d["model"].split(":")[1]: {c["rule"]: c for c in d["checks"]} for d in docs}
     assert own["NetTiny"]["min_rf"]["limit"] == 45 and own["Net"]["min_rf"]["limit"] == 53
     assert [d["input_size"] for d in docs if d["model"].endswith("NetFashion")] == [[1, 28, 28]]
@@ -60,7 +61,8 @@ def test_cli_checks_the_whole_folder(capsys, monkeypatch):
     assert main(["models/", "--format", "json", "--no-advice", "--min-rf", "60"]) == 1
     docs = json.loads(capsys.readouterr().out)
     assert {d["model"].split(":")[1]: d["passed"] for d in docs} == {
-        "Net": True, "NetFashion": False, "NetMaxPool": False, "NetTiny": False, "NetTransposed": True}
+        "Net": True, "NetFashion": False, "NetMaxPool": False, "NetTiny": False, "NetTransposed": True,
+        "NetV2": True}
 
 
 def test_register_model_validates_rules():
