@@ -390,7 +390,9 @@ class Tracer(TorchFunctionMode):
         if self.tainted_at is not None or not call.exact:
             # after a data-dependent decision nothing is exact, nor is what a rule noted as not exact
             # (copies: a rule may return its input's state object)
-            states = [st if not st.exact else replace(st, geo=dict(st.geo), exact=False) for st in states]
+            # (channel provenance is dropped with it: the union of the channels' geometry is the safe side)
+            states = [st if not st.exact else replace(st, geo=dict(st.geo), exact=False, parts=None)
+                      for st in states]
         node = Node(len(self.nodes), name, type_, op, inputs, [_shape(o) for o in outs], states[0],
                     out_ids=[id(o) for o in outs], macs=call.macs, info=call.info, exact=states[0].exact,
                     unknown=call.unknown, is_global=call.is_global, notes=call.notes, warnings=call.warnings)
@@ -416,7 +418,7 @@ class Tracer(TorchFunctionMode):
         if name in ALIASES:
             st = entries[0][1]
             if self.tainted_at is not None and st.exact:
-                st = replace(st, exact=False)
+                st = replace(st, exact=False, parts=None)
             for o in outs:
                 if o.ndim == len(st.dims):
                     self.register(o, in_nodes[0], st)
