@@ -128,6 +128,9 @@ class AdviceContext:
         scored.sort(key=lambda t: t[0], reverse=True)
         passes = lambda got: self.verdict(rule, got)[0]
         passing = [t for t in scored if passes(t[2])]
+        # among the fixes that work, first those that leave the most rules passing (a dilation
+        # that also meets min_dilated before a stride that meets min_rf alone), then the metric
+        passing.sort(key=lambda t: sum(r.passed for r in t[2][1].values()), reverse=True)
         out = []
         for _, changes, got in (passing or scored)[:KEPT]:
             ok, said = self.verdict(rule, got)

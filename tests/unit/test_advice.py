@@ -421,7 +421,11 @@ def test_cli_prints_the_advice_as_fix_lines(model_file, capsys):
     fixes = [line.strip()[len("fix: "):] for line in out.splitlines() if line.strip().startswith("fix:")]
     # in registry order: min_rf, max_params, require_gap (passes, none), min_dilated
     assert fixes == advice["min_rf"] + advice["max_params"] + advice["min_dilated"]
-    assert "fix: set stride 2 on c1 (3x3 conv): model RF 12x12 -> 21x21, params 1,482 (passes)" in out
+    # the fixes that also meet min_dilated come first: dilation 3 on c2 (k_eff 7): c2 4 + 6*2 = 16,
+    # c3 16 + 2*2 = 20 (HAND_RF), before the stride on c1 (21) that meets min_rf alone
+    assert ("fix: set dilation 3 on c2 (3x3 conv) with padding (3, 3): model RF 12x12 -> 20x20, params 1,482 "
+            "(passes)") in out
+    assert fixes.index(advice["min_rf"][0]) == 0 and "dilation" in advice["min_rf"][0]
 
 
 def test_cli_json_has_the_advice_per_check(model_file, capsys):
