@@ -104,7 +104,7 @@ def centred_sizes(marginal, centre: float, shares=(0.5, 0.9, 0.99)) -> list[int]
             hi = lo + s - 1
             mass = m[max(lo, 0):max(min(hi, n - 1) + 1, 0)].sum()
             if mass >= p * total * (1 - 1e-12):
-                size = s
+                size = min(hi, n - 1) - max(lo, 0) + 1  # the part inside the image
                 break
         out.append(size if size is not None else n)
     return out
@@ -142,8 +142,15 @@ def centred_box_sizes(emap, centre: Sequence[float], rf: Sequence[int], shares=(
             if mass(sizes) >= p * total * (1 - 1e-12):
                 best = sizes
                 break
-        out.append(best)
+        out.append([_inside(c2[a], s, m.shape[a]) for a, s in enumerate(best)])
     return out
+
+
+def _inside(c2: int, size: int, n: int) -> int:
+    """The extent inside an n-pixel image of a box of ``size`` centred at c2 / 2: the gradient
+    is never measured in the padding, so no box is reported larger than the image."""
+    lo = (c2 - (size - 1)) // 2
+    return min(lo + size - 1, n - 1) - max(lo, 0) + 1
 
 
 def tight_interval(marginal, share: float) -> tuple[int, int]:
@@ -347,7 +354,7 @@ def effective_rf(checkpoint: str, data_path: str, images: int = 200, out: Option
     report = rfcheck.analyze(model, input_size=tuple(batch.shape[1:]))
     res = measure(model, report, batch, layer)
     doc = {"checkpoint": str(checkpoint), "model": ck.get("model_spec_name") or ck.get("model_spec"),
-           "epoch": ck.get("epoch"), "data": ds.source, "images": len(idx), **res, "png": out}
+           "epoch": ck.get("epoch"), "data": str(data_path), "images": len(idx), **res, "png": out}
     if out is not None:
         heatmap(doc, out, _title(doc))
     return doc
