@@ -173,6 +173,11 @@ class KeyedAugmentedDataset(torch.utils.data.Dataset):
                  schedule: Optional[Callable[[int], float]] = None):
         self.images, self.labels = split.images, split.labels
         self.make_transform, self.schedule, self.seed = make_transform, schedule, int(seed)
+        try:  # OpenCV's thread pool does not survive a fork: a worker forked after it ran would hang
+            import cv2
+            cv2.setNumThreads(0)
+        except ImportError:
+            pass
         self._transforms: dict[float, Any] = {}
 
     def __len__(self) -> int:
@@ -204,7 +209,7 @@ def _persistent_worker_init(worker_id: int) -> None:
     np.random.seed(seed)
     try:
         import cv2
-        cv2.setNumThreads(1)  # one process per core already
+        cv2.setNumThreads(0)  # one process per core already
     except ImportError:
         pass
 
