@@ -120,6 +120,43 @@ def step_rates(spec: str, split: data.Split, mean, std, batch: int, n_batches: i
     return {k: statistics.median(v) for k, v in rates.items()}
 
 
+def variant_rates(spec: str, split: data.Split, mean, std, batch: int, n_batches: int, repeats: int,
+                  device: torch.device, variants: list[str], threads: int = 2) -> dict[str, float]:
+    """Images per second of the trainer's step (``engine.train_one_epoch`` on uint8 batches
+    normalised on the device, channels_last, OneCycle, label smoothing 0.1) for each variant:
+    ``fp32`` (today's step), ``bf16`` (autocast), ``compile`` (``torch.compile`` of the model: its
+    forward and backward graphs), ``compile+bf16``.  The variants are interleaved per repeat; a
+    CUDA pass ends with a synchronize."""
+    torch.set_num_threads(threads)
+    raw = [(torch.from_numpy(split.images[i * batch:(i + 1) * batch].copy()),
+            torch.from_numpy(split.labels[i * batch:(i + 1) * batch].copy())) for i in range(n_batches)]
+    norm = engine.Normalize(mean, std, device)
+    runs = {}
+    for v in variants:
+        engine.seed_everything(0)
+        model = load_model(spec, meta=False)[0][1].to(device).to(memory_format=torch.channels_last)
+        net = torch.compile(model) if v.startswith("compile") else model
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        amp = "bf16" if v.endswith("bf16") else "off"
+
+        def fn(net=net, opt=opt, amp=amp) -> int:
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=len(raw) + 1)
+            r = engine.train_one_epoch(net, raw, opt, sched, None, device, 1, 0.1, 0.0, amp, True, normalize=norm)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            return r["n"]
+        t = time.perf_counter()
+        fn()                                                     # warm-up (and compilation)
+        runs[v] = (fn, time.perf_counter() - t)
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(repeats):
+        for v in variants:
+            t = time.perf_counter()
+            n = runs[v][0]()
+            rates[v].append(n / (time.perf_counter() - t))
+    return {v: statistics.median(r) for v, r in rates.items()}, {v: runs[v][1] for v in variants}
+
+
 def aug_rates(split: data.Split, mean, std, n: int, repeats: int) -> dict[str, float]:
     """One process (= one DataLoader worker): the albumentations Compose alone, and the dataset
     item the loader calls (augment, to tensor, normalise)."""
@@ -174,6 +211,10 @@ def main(argv=None) -> int:
     p.add_argument("--batches", type=int, default=12, help="batches per timed pass")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default=None, help="write the markdown report here (default: print it)")
+    p.add_argument("--variants", default=None, help="only the step variants, comma-separated from fp32, bf16, "
+                                                    "compile, compile+bf16 (e.g. fp32,bf16)")
+    p.add_argument("--device", default="cpu", help="for --variants: cpu or cuda")
+    p.add_argument("--threads", type=int, default=2, help="for --variants: torch threads")
     args = p.parse_args(argv)
 
     n = args.batch_size * args.batches
@@ -185,6 +226,8 @@ def main(argv=None) -> int:
         split, source = _fake_split(n), "random uint8 32x32x3 images"
         mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
+    if args.variants:
+        return _variants_report(args, split, mean, std, source, argv)
     rows = []
     for threads in (1, 2):
         for cl in (False, True):
@@ -241,6 +284,31 @@ def main(argv=None) -> int:
         print(f"wrote {args.out}", file=sys.stderr)
     else:
         print(text)
+    return 0
+
+
+def _variants_report(args, split, mean, std, source, argv) -> int:
+    device = torch.device(args.device)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    rates, warm = variant_rates(args.model, split, mean, std, args.batch_size, args.batches, args.repeats, device,
+                                variants, args.threads)
+    dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{_cpu()}, {args.threads} threads"
+    cmd = "python -m benchmarks.train_throughput " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = ["# Trainer step variants", "",
+             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; commit {_git()}",
+             f"- device: {dev}; torch {torch.__version__}",
+             f"- model: `{args.model}`, batch {args.batch_size}, {args.batches} batches per timed pass, median of "
+             f"{args.repeats} passes after a warm-up pass; images: {source}",
+             f"- command: `{cmd.strip()}`", "",
+             "| variant | images/s | vs fp32 | warm-up pass (s, includes compilation) |", "|---|---|---|---|"]
+    base = rates.get("fp32")
+    for v in variants:
+        rel = f"{rates[v] / base:.2f}x" if base else "-"
+        lines.append(f"| {v} | {rates[v]:.0f} | {rel} | {warm[v]:.1f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
     return 0
 
 
