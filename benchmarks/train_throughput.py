@@ -128,8 +128,8 @@ def variant_rates(spec: str, split: data.Split, mean, std, batch: int, n_batches
     forward and backward graphs), ``compile+bf16``.  The variants are interleaved per repeat; a
     CUDA pass ends with a synchronize."""
     torch.set_num_threads(threads)
-    raw = [(torch.from_numpy(split.images[i * batch:(i + 1) * batch].copy()),
-            torch.from_numpy(split.labels[i * batch:(i + 1) * batch].copy())) for i in range(n_batches)]
+    idx = [np.arange(i * batch, (i + 1) * batch) % len(split) for i in range(n_batches)]  # cycles a small split
+    raw = [(torch.from_numpy(split.images[j]), torch.from_numpy(split.labels[j])) for j in idx]
     norm = engine.Normalize(mean, std, device)
     runs = {}
     for v in variants:
