@@ -20,7 +20,7 @@ MAX_CHANGES = 4
 KEPT = 3
 #: wall-clock seconds for all the advice of one check: past it, no more candidates are analysed
 #: and the advice says it stopped
-BUDGET_S = 3.0
+BUDGET_S = 0.75
 
 
 def _predicted(rep: Report) -> dict[str, Any]:
@@ -114,9 +114,13 @@ class AdviceContext:
 
     def search(self, rule: str, options: list[list[Change]], metric: Callable[[Report], Any],
                effect: Callable[[Report], str],
-               short_of: str = "the design needs more depth or downsampling") -> list[Suggestion]:
+               short_of: str = "the design needs more depth or downsampling",
+               additive: bool = False) -> list[Suggestion]:
         """Analyse each option; keep the best that make ``rule`` pass (by ``metric``), or, if
-        none does, grow the best one greedily until the rule passes or MAX_CHANGES is reached."""
+        none does, grow the best one greedily until the rule passes or MAX_CHANGES is reached.
+        With ``additive`` (changes to different layers add up, as parameters saved do), the
+        best changes applied together bound what any combination can do: when even they fall
+        short, that is said at once instead of searching."""
         scored = []
         options = [o for o in options if o and not self.changes_nothing(o)]
         for changes in options:
@@ -138,6 +142,19 @@ class AdviceContext:
                                   _predicted(got[0]), ok))
         if passing:
             return out
+        if additive:
+            best, layers = [], set()
+            for _, changes, _ in scored:
+                if changes[0].layer not in layers and len(best) < MAX_CHANGES:
+                    best.append(changes)
+                    layers.add(changes[0].layer)
+            combo = [c for changes in best for c in changes]
+            got = self.run(combo) if len(best) > 1 else None
+            if got is not None and not (got[1].get(rule) is not None and got[1][rule].passed):
+                text = (f"even {len(best)} changes together do not pass ({self._text(combo)}: {effect(got[0])}): "
+                        f"{short_of}")
+                out.insert(0, Suggestion(rule, combo, text, _predicted(got[0]), False))
+                return out[:KEPT]
         chosen = list(scored[0][1])
         for _ in range(MAX_CHANGES - 1):
             best = None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import re
+from itertools import chain
 from typing import Callable, Mapping, Optional, Sequence, Union
 
 import torch
@@ -81,7 +82,7 @@ def _model_dtype(model: Optional[torch.nn.Module]) -> torch.dtype:
     """The dtype of the model's first floating parameter (or buffer), else float32: a model in
     half, bfloat16 or float64 is traced in its own dtype."""
     if model is not None:
-        for t in (*model.parameters(), *model.buffers()):
+        for t in chain(model.parameters(), model.buffers()):  # lazily: the first one decides
             if t.is_floating_point():
                 return t.dtype
     return torch.float32
@@ -301,7 +302,7 @@ def _sees_everything(n: Node, input_size: tuple[int, ...]) -> bool:
 
 def _resized_jump(n: Node) -> bool:
     """The layer's jump (mean centre spacing over its units) is not its map's period jump."""
-    return any(g.global_at is None and g.spacing[0] != g.env.jump for g in n.state.geo.values())
+    return any(g.global_at is None and g.env.period > 1 and g.spacing[0] != g.env.jump for g in n.state.geo.values())
 
 
 def _empty_share(n: Node) -> float:

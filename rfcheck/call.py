@@ -78,7 +78,7 @@ class Call:
 
     def window(self, windows: dict[int, Envelope], out: Optional[torch.Tensor] = None,
                state: Optional[TensorState] = None, collapse_if_whole: bool = False,
-               dense: bool = True) -> TensorState:
+               dense: bool = True, per_channel: bool = True) -> TensorState:
         """Apply a sliding window per tensor dim (negative dims allowed) to the input state.
         With ``collapse_if_whole`` a window that yields one unit covering the whole map is a
         global reduction (pooling to 1)."""
@@ -87,7 +87,7 @@ class Call:
         dims = list(st.dims)
         geo = self._windowed(st.geo, dims, windows, out, collapse_if_whole, dense)
         parts = None
-        if st.parts is not None:  # every channel gets the same window
+        if st.parts is not None and per_channel:  # every channel gets the same window
             parts = Parts(st.parts.dim, st.parts.bounds, tuple(
                 self._windowed(g, dims, windows, out, collapse_if_whole, dense, record=False)
                 for g in st.parts.geos))

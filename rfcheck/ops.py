@@ -153,7 +153,8 @@ def conv(call: Call) -> Result:
                      in_channels=cin, out_channels=w.shape[0])
     call.macs = call.out.numel() * (cin // groups) * prod(k)
     windows = {i - nd: sliding(k[i], s[i], p[i], d[i]) for i in range(nd)}
-    return grouped(call, call.window(windows), windows, groups, x.ndim - nd - 1, cin, w.shape[0])
+    return grouped(call, call.window(windows, per_channel=False), windows, groups, x.ndim - nd - 1, cin,
+                   w.shape[0])
 
 
 def grouped(call: Call, res: TensorState, windows: dict, groups: int, cdim: int, cin: int,
@@ -163,9 +164,9 @@ def grouped(call: Call, res: TensorState, windows: dict, groups: int, cdim: int,
     st = call.state
     if groups == 1:
         call.info["mixes_channels"] = True
-        return replace(res, parts=None, lost=None)
+        return res if res.lost is None else replace(res, lost=None)
     if st.parts is None or st.parts.dim != cdim:
-        return replace(res, parts=None)
+        return res
     pieces = []
     for g in range(groups):
         kept = st.parts.select(g * cin // groups, (g + 1) * cin // groups)
@@ -190,8 +191,8 @@ def conv_transpose(call: Call) -> Result:
                      out_channels=w.shape[1] * groups)
     call.macs = x.numel() * w.shape[1] * prod(k)
     windows = {i - nd: transposed(k[i], s[i], p[i], d[i]) for i in range(nd)}
-    return grouped(call, call.window(windows), windows, groups, x.ndim - nd - 1, x.shape[-nd - 1],
-                   w.shape[1] * groups)
+    return grouped(call, call.window(windows, per_channel=False), windows, groups, x.ndim - nd - 1,
+                   x.shape[-nd - 1], w.shape[1] * groups)
 
 
 # -- pooling -----------------------------------------------------------------------------
@@ -687,7 +688,10 @@ def cat(call: Call) -> Result:
     carriers = [st for st in call.inputs if st.dims[d].axes]
     if not carriers:
         st = call.merge(out)
-        return replace(st, parts=_cat_parts(call, a["tensors"], d), lost=st.lost)
+        parts = _cat_parts(call, a["tensors"], d)
+        if parts is not None:
+            st.parts = parts
+        return st
     if len(carriers) == 1 and carriers[0].dims[d].kind == FLAT:
         # tokens with constant ones beside them (a class or distillation token): every token of
         # the input keeps its RF, the added ones read no input; a flattened dim holds no order

@@ -44,7 +44,7 @@ def _cheaper(key: str):
         out = ctx.search(result.rule, options, lambda rep: -_cost(rep, key),
                          lambda rep: f"{key} {now} -> {fmt(_cost(rep, key))}, model RF {fmt(tuple(rep.rf.size))}",
                          short_of="the design needs fewer or narrower layers (fewer channels), not only cheaper "
-                                  "convs")
+                                  "convs", additive=True)
         for l in report.layers:
             if l.kind == "linear" and l.params > (result.limit or 0) * BIG_LINEAR_SHARE and not report.counts["gap"]:
                 out.append(ctx.hint(result.rule, f"{l.name} ({l.type}) holds {l.params:,} parameters: global "
