@@ -347,14 +347,24 @@ def _layer(n: Node, nodes: list[Node], batch: int = 1) -> Layer:
     for a in axes:  # (one loop, no generators: this runs for every layer)
         g = geo[a]
         e = g.env
-        rf.append(g.rf)
-        rf_min.append(g.rf_min)
-        mean, lo, hi = g.spacing
-        jump.append(mean)
-        jmin.append(lo)
-        jmax.append(hi)
+        if e.period == 1:  # one phase (no resampling so far): every unit alike, no per-unit work
+            rf.append(e.size_max)
+            j = e.jump
+            jump.append(j)
+            jmin.append(j)
+            jmax.append(j)
+            if e.lo[0] is None:  # reads nothing: Envelope.phase_dependent's one-phase case
+                phase = True
+        else:
+            rf.append(g.rf)
+            mean, lo, hi = g.spacing
+            jump.append(mean)
+            jmin.append(lo)
+            jmax.append(hi)
+            phase = phase or e.phase_dependent
+        sh = g.short
+        rf_min.append(sh.size_min if sh.period == 1 else g.rf_min)
         start.append(e.start)
-        phase = phase or e.phase_dependent
     info = n.info
     # a unit depends on the input only if it does along every axis (an axis where no unit
     # does, e.g. a stride that keeps only the empty phases of a transposed conv, empties all)
