@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -64,7 +65,9 @@ def main(argv=None) -> int:
 
 def _evaluate(checkpoint: Path, data: str, tta: bool) -> dict | None:
     """training.evaluate in a child process, as a reader would run it; None (error printed) if it fails."""
-    cmd = [sys.executable, "-m", "training.evaluate", str(checkpoint), "--data", data, "--json"] + (["--tta"] if tta else [])
+    # paths relative to the repository root, where the child runs: the record names no machine path
+    rel = [os.path.relpath(os.path.abspath(p), ROOT) for p in (checkpoint, data)]
+    cmd = [sys.executable, "-m", "training.evaluate", rel[0], "--data", rel[1], "--json"] + (["--tta"] if tta else [])
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         why = (out.stderr.strip().splitlines() or ["no output"])[-1]

@@ -101,3 +101,42 @@ def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: Path) 
         raise CheckpointError(f"checkpoint {str(path)!r} does not match the model {type(model).__name__}: "
                               + "; ".join(parts))
     model.load_state_dict(state)
+
+
+def spec_candidates(spec: str, checkpoint_path: Any) -> list[str]:
+    """Where a stored model spec may be found: as written (relative to the folder training ran
+    from), then relative to each folder above the checkpoint (a run folder or
+    benchmarks/results/ inside the repository it was made in).  No absolute path is stored."""
+    path, sep, name = spec.partition(":")
+    if not path.endswith(".py") or os.path.isabs(path):
+        return [spec]
+    out = [spec]
+    for folder in Path(checkpoint_path).resolve().parents:
+        cand = folder / path
+        if cand.exists():
+            out.append(f"{cand}{sep}{name}")
+    return out
+
+
+def rebuild_model(ck: dict[str, Any], path: Any, spec: Any = None) -> torch.nn.Module:
+    """The checkpoint's model with its weights: built from ``spec`` or the stored spec."""
+    from rfcheck.loader import load as load_models
+    # (checkpoints written before 2026-12-01 also carry the absolute "model_spec_abs")
+    stored = [spec] if spec else [s for s in (ck.get("model_spec"), ck.get("model_spec_abs")) if s]
+    specs = [c for s in stored for c in (spec_candidates(s, path) if not spec else [s])]
+    model, last_err = None, None
+    for s in specs:
+        p = s.partition(":")[0]
+        if p.endswith(".py") and not os.path.exists(p):
+            continue
+        try:
+            model = load_models(s, meta=False)[0][1]
+            break
+        except Exception as e:  # try the next spelling of the spec
+            last_err = e
+    if model is None:
+        raise CheckpointError(f"cannot rebuild the model of {str(path)!r} from "
+                              f"{' or '.join(stored) or 'no stored spec'}"
+                              + (f" ({last_err})" if last_err else "") + "; pass --model PATH.py:Name")
+    load_model_state(model, ck["model"], path)
+    return model

@@ -124,7 +124,10 @@ def load(path: str, cache_dir: Optional[str] = None, limit_per_class: Optional[i
         raise DataError(f"dataset path does not exist: {p}")
     p = p.resolve()
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    return _Loader(cache, limit_per_class, int(seed)).load(p)
+    ds = _Loader(cache, limit_per_class, int(seed)).load(p)
+    # logs and results name the data as the user did (a relative path stays relative)
+    ds.source = ds.source.replace(str(p), str(path))
+    return ds
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -297,28 +297,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def load_model(path: str, spec: Optional[str] = None):
     """(model with the checkpoint's weights, the checkpoint), as training.evaluate does."""
-    import os
-
-    from rfcheck.loader import load as load_models
     from training import checkpoint
     ck = checkpoint.load(path)
-    specs = [spec] if spec else [ck.get("model_spec"), ck.get("model_spec_abs")]
-    model, last_err = None, None
-    for s in [s for s in specs if s]:
-        p = s.partition(":")[0]
-        if p.endswith(".py") and not os.path.exists(p):
-            continue
-        try:
-            model = load_models(s, meta=False)[0][1]
-            break
-        except Exception as e:  # try the next spelling of the spec
-            last_err = e
-    if model is None:
-        raise checkpoint.CheckpointError(f"cannot rebuild the model of {path!r} from "
-                                         f"{' or '.join(s for s in specs if s) or 'no stored spec'}"
-                                         + (f" ({last_err})" if last_err else "") + "; pass --model PATH.py:Name")
-    checkpoint.load_model_state(model, ck["model"], path)
-    return model, ck
+    return checkpoint.rebuild_model(ck, path, spec), ck
 
 
 def effective_rf(checkpoint: str, data_path: str, images: int = 200, out: Optional[str] = None,

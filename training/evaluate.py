@@ -39,30 +39,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(args) -> int:
-    import os
-
     import torch
 
-    from rfcheck.loader import load as load_models
     from training import checkpoint, data, engine
 
     ck = checkpoint.load(args.checkpoint)
-    specs = [args.model] if args.model else [ck.get("model_spec"), ck.get("model_spec_abs")]
-    model, last_err = None, None
-    for spec in [s for s in specs if s]:
-        path = spec.partition(":")[0]
-        if path.endswith(".py") and not os.path.exists(path):
-            continue
-        try:
-            model = load_models(spec, meta=False)[0][1]
-            break
-        except Exception as e:  # try the next spelling of the spec
-            last_err = e
-    if model is None:
-        raise checkpoint.CheckpointError(f"cannot rebuild the model of {args.checkpoint!r} from "
-                                         f"{' or '.join(s for s in specs if s)}"
-                                         + (f" ({last_err})" if last_err else "") + "; pass --model PATH.py:Name")
-    checkpoint.load_model_state(model, ck["model"], args.checkpoint)
+    model = checkpoint.rebuild_model(ck, args.checkpoint, args.model)
     ds = data.load(args.data, cache_dir=args.cache_dir, limit_per_class=args.limit_per_class)
     if list(ds.classes) != list(ck.get("classes", ds.classes)):
         raise data.DataError(f"{args.data} has classes {ds.classes}, the checkpoint was trained on {ck['classes']}")

@@ -386,7 +386,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rfcheck import analyze
     rep = analyze(model, input_size=(c, h, w))
-    meta = {"model_spec": args.model, "model_spec_abs": _abs_spec(args.model), "model_spec_name": label,
+    meta = {"model_spec": args.model, "model_spec_name": label,
             "classes": list(ds.classes), "mean": list(ds.mean), "std": list(ds.std), "input_size": [c, h, w],
             "params": rep.params.total, "rf": list(rep.rf.size), "data": ds.source}
     _say(f"model: {label}: {rep.params.total:,} params, RF {'x'.join(map(str, rep.rf.size))}, MACs {rep.macs:,}; "
@@ -492,13 +492,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _fmt(t) -> str:
     return "(" + ", ".join(f"{x:.4f}" for x in t) + ")"
-
-
-def _abs_spec(spec: str) -> str:
-    path, sep, name = spec.partition(":")
-    if path.endswith(".py") and os.path.exists(path):
-        return os.path.abspath(path) + sep + name
-    return spec
 
 
 # Settings that change what a run computes: a resumed run must keep them.  Others (workers, threads,
