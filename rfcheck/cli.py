@@ -95,19 +95,6 @@ def _err(msg: str) -> None:
     print(f"rfcheck: error: {msg}", file=sys.stderr)
 
 
-def _config(args: argparse.Namespace) -> dict[str, Any]:
-    """The config file's values (its warnings printed), or none under --isolated."""
-    if args.isolated:
-        if args.config:
-            raise RFCheckError("--config and --isolated contradict each other")
-        return {}
-    from .config import load
-    cfg = load(Path(args.config) if args.config else None)
-    for w in cfg.warnings:
-        print(f"rfcheck: warning: {w}", file=sys.stderr)
-    return cfg.values
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -121,7 +108,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             import importlib.util
             if importlib.util.find_spec("matplotlib") is None:
                 raise RFCheckError(f"--plot {args.plot}: matplotlib is not installed (pip install matplotlib)")
-        config = _config(args)
+        from .config import for_command
+        config = for_command(args.config, args.isolated, "rfcheck")
         command_line = from_namespace(args, [*RULES, *OPTIONS])
         fmt = resolve(config=config, command_line=command_line).format
         checks = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -90,6 +91,19 @@ def load(path: Optional[Path] = None, start: Optional[Path] = None) -> Config:
         raw = _raw(p) or {}
     label = f"{_short(p)} [{'tool.rfcheck' if p.name.endswith('.toml') else 'rfcheck'}]"
     return parse(raw, label)
+
+
+def for_command(config: Optional[str], isolated: bool, prog: str) -> dict[str, Any]:
+    """What a command's ``--config PATH`` / ``--isolated`` select: the config file's values, its
+    warnings printed on stderr as ``PROG: warning: ...``; none under --isolated."""
+    if isolated:
+        if config:
+            raise ConfigError("--config and --isolated contradict each other")
+        return {}
+    cfg = load(Path(config) if config else None)
+    for w in cfg.warnings:
+        print(f"{prog}: warning: {w}", file=sys.stderr)
+    return cfg.values
 
 
 def parse(raw: dict[str, Any], label: str) -> Config:

@@ -223,16 +223,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _rules_config(args: argparse.Namespace) -> dict[str, Any]:
     """The config file's rules and input size, as for ``rfcheck``; its other keys (output
     format, advice) are not the trainer's."""
-    if args.isolated:
-        if args.config:
-            from rfcheck.errors import RFCheckError
-            raise RFCheckError("--config and --isolated contradict each other")
-        return {}
-    from rfcheck.config import load
-    cfg = load(Path(args.config) if args.config else None)
-    for w in cfg.warnings:
-        print(f"rfcheck-train: warning: {w}", file=sys.stderr)
-    return {k: v for k, v in cfg.values.items() if k not in ("format", "advice", "rf_at", "ignore")}
+    from rfcheck.config import for_command
+    values = for_command(args.config, args.isolated, "rfcheck-train")
+    return {k: v for k, v in values.items() if k not in ("format", "advice", "rf_at", "ignore")}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from rfcheck.cli import main
+from tests.cli.common import assert_error, run
+from tests.cli.common import error_line as one_line
 
 ROOT = Path(__file__).resolve().parents[2]
 NET = str(ROOT / "models" / "net.py")
-ERR = "rfcheck: error:"
 
 SMALL = '''
 import torch.nn as nn
@@ -50,38 +50,6 @@ def small(tmp_path) -> str:
     p = tmp_path / "small.py"
     p.write_text(SMALL)
     return str(p)
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        rc = main(list(args))
-    except SystemExit as e:
-        rc = e.code if isinstance(e.code, int) else 2
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def one_line(err: str, prefix: str = ERR, usage: bool = False) -> str:
-    """stderr is one error line (after argparse's usage block for a usage error), no traceback."""
-    assert "Traceback" not in err and "internal error" not in err, err
-    lines = err.strip().splitlines()
-    assert lines and lines[-1].startswith(prefix), err
-    assert sum(l.startswith(prefix) for l in lines) == 1, err
-    if usage:
-        assert lines[0].startswith("usage:"), err
-    else:
-        assert len(lines) == 1, err
-    return lines[-1]
-
-
-def assert_error(capsys, args, *needles: str, usage: bool = False) -> str:
-    rc, out, err = run(capsys, *args)
-    assert rc == 2, (rc, out, err)
-    assert out == ""
-    line = one_line(err, usage=usage)
-    for n in needles:
-        assert n in line, f"{n!r} not in {line!r}"
-    return line
 
 
 # -- builder arguments ----------------------------------------------------------------------------

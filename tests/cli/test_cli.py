@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from rfcheck import __version__
-from rfcheck.cli import main
+from tests.cli.common import ERR, assert_error, run
 
 ROOT = Path(__file__).resolve().parents[2]
 NET = str(ROOT / "models" / "net.py")
@@ -27,7 +27,6 @@ TINY = str(MODELS / "tiny.py")
 NET1D = str(MODELS / "net1d.py")
 NET3D = str(MODELS / "net3d.py")
 
-ERR = "rfcheck: error:"
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -43,48 +42,12 @@ def _restore_import_state(restore_import_state):
     """See tests/conftest.py."""
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    """``rfcheck ARGS`` in-process: (exit code, stdout, stderr).  argparse exits (usage errors,
-    --help, --version) raise SystemExit; their code is returned like main()'s."""
-    try:
-        rc = main(list(args))
-    except SystemExit as e:
-        rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def write(tmp_path: Path, name: str, source: str) -> str:
     p = tmp_path / name
     p.write_text(textwrap.dedent(source))
     return str(p)
-
-
-def error_line(err: str, usage: bool = False) -> str:
-    """Check stderr is one ``rfcheck: error:`` line without a traceback and return it.
-
-    argparse usage errors (``usage=True``) print the usage block first, as every argparse
-    program does; the error is still one line, the last one."""
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert lines, "nothing on stderr"
-    assert lines[-1].startswith(ERR), err
-    assert sum(l.startswith(ERR) for l in lines) == 1, err
-    if usage:
-        assert lines[0].startswith("usage: rfcheck"), err
-    else:
-        assert len(lines) == 1, err
-    return lines[-1]
-
-
-def assert_error(capsys, args, *needles: str, usage: bool = False) -> str:
-    rc, out, err = run(capsys, *args)
-    assert rc == 2, (rc, out, err)
-    assert out == ""
-    line = error_line(err, usage=usage)
-    for n in needles:
-        assert n in line, f"{n!r} not in {line!r}"
-    return line
 
 
 def table_rows(out: str) -> dict[str, list[str]]:

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rfcheck.cli import main
+from tests.cli.common import ERR, run
 
 MODELS = Path(__file__).resolve().parent / "cli_models"
 TINY = str(MODELS / "tiny.py")
-ERR = "rfcheck: error:"
 
 
 @pytest.fixture(autouse=True)
@@ -23,13 +22,7 @@ def _outside_the_repo(tmp_path_factory, monkeypatch, restore_import_state):
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        rc = main(list(args))
-    except SystemExit as e:
-        rc = e.code if isinstance(e.code, int) else 2
-    out, err = capsys.readouterr()
-    return rc, out, err
+
 
 
 def flat(out: str) -> list[str]:
