@@ -129,8 +129,9 @@ class Call:
         dilation = dilation or (1,) * n
         return self.window({i - n: sliding(kernel[i], stride[i], padding[i], dilation[i]) for i in range(n)})
 
-    def merge(self, out: Optional[torch.Tensor] = None) -> TensorState:
-        """Pointwise op over all traced inputs, broadcast to the output shape."""
+    def merge(self, out: Optional[torch.Tensor] = None, parts: bool = True) -> TensorState:
+        """Pointwise op over all traced inputs, broadcast to the output shape; ``parts=False``
+        leaves the channel provenance to the caller (a concat builds its own)."""
         out = self.out if out is None else out
         if len(self.tracked) == 1 and self.tracked[0].shape == out.shape:  # the common unary case
             st = self.inputs[0]
@@ -149,8 +150,10 @@ class Call:
             dims.append(chosen)
         geo, exact = self._merged_geo([st.geo for st in self.inputs], dims, out)
         exact = exact and all(st.exact for st in self.inputs)
-        parts, lost = self._merged_parts(dims, out)
-        return TensorState(tuple(dims), geo, exact and self.exact, parts=parts, lost=lost)
+        if not parts:
+            return TensorState(tuple(dims), geo, exact and self.exact)
+        parts_, lost = self._merged_parts(dims, out)
+        return TensorState(tuple(dims), geo, exact and self.exact, parts=parts_, lost=lost)
 
     def _merged_parts(self, dims: list[Dim], out: torch.Tensor) -> tuple[Optional[Parts], Optional[str]]:
         """The channel provenance of a pointwise merge: per channel range, the merge of what

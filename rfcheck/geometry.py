@@ -406,10 +406,12 @@ def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int,
     for n, g in group[1:]:
         if g.short.size_max < short.size_max:
             short = g.short
-        if covers(g.env, env, size):  # a mixing branch (attention) beside a windowed one: it sees all
+        # a mixing branch (attention) beside a windowed one sees all (the shift test first: this
+        # runs for every branch of every merge)
+        if g.env.shift == 0 and covers(g.env, env, size):
             env = g.env
             continue
-        if covers(env, g.env, size):
+        if env.shift == 0 and covers(env, g.env, size):
             continue
         same_jump = g.env.shift * env.period == env.shift * g.env.period
         if not g.env.aligned_with(env):

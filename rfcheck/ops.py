@@ -687,10 +687,9 @@ def cat(call: Call) -> Result:
     call.info["kind"] = "merge"
     carriers = [st for st in call.inputs if st.dims[d].axes]
     if not carriers:
-        st = call.merge(out)
-        parts = _cat_parts(call, a["tensors"], d)
-        if parts is not None:
-            st.parts = parts
+        st = call.merge(out, parts=False)
+        st.parts = _cat_parts(call, a["tensors"], d)
+        st.lost = next((s.lost for s in call.inputs if s.lost), None)
         return st
     if len(carriers) == 1 and carriers[0].dims[d].kind == FLAT:
         # tokens with constant ones beside them (a class or distillation token): every token of
