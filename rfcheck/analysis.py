@@ -228,6 +228,16 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
     rf = _outputs_rf(graph, nodes, by_index, rf_at)
     if tainted:  # the forward's path itself was decided by a made-up value
         rf.exact = False
+    for idx, st in graph.outputs:
+        # windows folded into the batch (by a view rfcheck follows) and never put back: one
+        # sample became several rows of the output
+        if st.dims and st.dims[0].axes and not any(w.code == "RF103" for w in warnings):
+            at = by_index[idx].name
+            warnings.append(Diagnostic.of(
+                "RF103", at, f"batch-folded at {at}: the model's output holds spatial positions in its batch "
+                "dim (a view put windows or positions there and none put them back), so each sample is "
+                "several rows; the values are marked not exact"))
+            rf.exact = False
     counts, members = _counts(nodes)
     unproductive = _unproductive(nodes, layers, input_size)
     if unproductive:

@@ -6,6 +6,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import torch
 
+from . import pieces as pc
 from .diagnostics import Diagnostic
 from .geometry import AxisGeo, Envelope, merge_axis, sliding
 from .state import NO_AXES, PART, SPATIAL, Dim, Parts, TensorState
@@ -212,14 +213,25 @@ class Call:
                  kind: str = "other", mix: bool = False) -> TensorState:
         """A reduction or mixing over tensor dims: the spatial axes they hold become global, unless
         the positions survive (another output dim holds the axis, the dim keeps its length, or
-        ``mix``): then every unit sees every unit of the axis."""
+        ``mix``): then every unit sees every unit of the axis.  Where the dims hold only some
+        pieces of an axis (a window of a partition), every unit sees the units that agree with it
+        on the other pieces (:mod:`rfcheck.pieces`)."""
         st = self.state if state is None else state
         nd = len(st.dims)
         red = sorted({d % nd for d in dims})
-        geo = self._collapsed(st, st.geo, red, keep, state is None, mix)
+        lengths = {j: self._same_length(st, j, keep, state is None, mix) for j in red}
+        geo, rebased = self._collapsed(st, st.geo, red, lengths, record=True)
         if self.is_global:
             self.info["global_kind"] = kind
-        new_dims = [d for j, d in enumerate(st.dims) if keep or j not in red]
+        new_dims = []
+        for j, d in enumerate(st.dims):
+            if j in red and not keep:
+                continue
+            if d.pieces and j in red and not lengths[j]:
+                d = NO_AXES  # (kept as a dim of length 1)
+            elif d.pieces and rebased and any(p.axis in rebased for p in d.pieces):
+                d = pc.classify(pc.redivide(d.pieces, rebased), {a: g.size for a, g in geo.items()})
+            new_dims.append(d)
         parts, lost = None, st.lost
         if st.parts is not None:
             if st.parts.dim in red:  # a reduction or mixing over the channels: they are one now
@@ -228,30 +240,35 @@ class Call:
             elif keep or st.parts.dim < min(red):
                 pdim = st.parts.dim if keep else st.parts.dim - sum(1 for j in red if j < st.parts.dim)
                 parts = Parts(pdim, st.parts.bounds, tuple(
-                    self._collapsed(st, g, red, keep, state is None, mix, record=False) for g in st.parts.geos))
+                    self._collapsed(st, g, red, lengths, record=False)[0] for g in st.parts.geos))
             else:
                 lost = lost or self.name
         elif lost and any(not st.dims[j].axes for j in red):
             lost = None  # reduced over a non-spatial dim: the channels were mixed
         return TensorState(tuple(new_dims), geo, st.exact and self.exact, parts=parts, lost=lost)
 
-    def _collapsed(self, st: TensorState, geo0: dict[int, AxisGeo], red: list[int], keep: bool, own: bool,
-                   mix: bool, record: bool = True) -> dict[int, AxisGeo]:
-        nd = len(st.dims)
+    def _same_length(self, st: TensorState, j: int, keep: bool, own: bool, mix: bool) -> bool:
+        """The dim keeps its positions (softmax over tokens, a Linear over tokens, ``mix``)."""
+        x, nd = self.data, len(st.dims)
+        return mix or (keep and own and x.ndim == nd and self.out.ndim == nd and x.shape[j] == self.out.shape[j] > 1)
+
+    def _collapsed(self, st: TensorState, geo0: dict[int, AxisGeo], red: list[int], lengths: dict[int, bool],
+                   record: bool = True) -> tuple[dict[int, AxisGeo], dict[int, int]]:
         geo = dict(geo0)
+        done, rebased = self._mixed_pieces(st, geo, red, lengths, record) if any(
+            st.dims[j].pieces for j in red) else ((), {})
         # an axis still held by an output dim (the query tokens of attention) or by a dim that
         # keeps its length (softmax over positions, a Linear over tokens) is mixed, not reduced
         held = {ax for j, d in enumerate(st.dims) if j not in red for ax in d.axes}
-        x = self.data
         for j in red:
             d = st.dims[j]
-            if d.kind == PART and record:
+            if d.kind == PART and not d.pieces and record:
                 self.note("reduction over part of a spatial axis (after a view split it) is not modelled; "
                           "treated as global", exact=False, code="RF105")
-            same_length = mix or (keep and own and x.ndim == nd and self.out.ndim == nd and
-                                  x.shape[j] == self.out.shape[j] > 1)
             for ax in d.axes:
-                if geo[ax].global_at is None and (ax in held or same_length) and d.kind != PART:
+                if ax in done:
+                    continue
+                if geo[ax].global_at is None and (ax in held or lengths[j]) and (d.kind != PART or d.pieces):
                     if record:
                         self.info["mixing"] = True
                     geo[ax] = geo[ax].mix()
@@ -259,7 +276,41 @@ class Call:
                 if geo[ax].global_at is None and record:
                     self.is_global = True
                 geo[ax] = geo[ax].collapse(self.index)
-        return geo
+        return geo, rebased
+
+    def _mixed_pieces(self, st: TensorState, geo: dict[int, AxisGeo], red: list[int], lengths: dict[int, bool],
+                      record: bool) -> tuple[set[int], dict[int, int]]:
+        """The axes of which the reduced dims hold some pieces, not all (changed in ``geo``), and
+        the step of each axis whose pieces left the tensor (axis -> step)."""
+        sizes = {a: g.size for a, g in geo.items() if g.global_at is None}
+        done: set[int] = set()
+        rebased: dict[int, int] = {}
+        for a in sorted({p.axis for j in red for p in st.dims[j].pieces if p.axis >= 0}):
+            order = pc.axis_pieces(st.dims, sizes, a) if a in sizes else None
+            mixed = {p for j in red for p in pc.dim_pieces(st.dims[j], sizes) or () if p.axis == a}
+            if order is not None and set(order) <= mixed:
+                continue  # the whole axis: as for any dim
+            env = pc.mix_envelope(order, mixed) if order is not None else None
+            left = {p for j, d in enumerate(st.dims) if j not in red or lengths[j]
+                    for p in pc.dim_pieces(d, sizes) or () if p.axis == a}
+            gone = set(order or ()) - left
+            base = pc.rebase(order, {p: 0 for p in gone}) if env is not None and gone else None
+            if env is None or (gone and base is None):
+                if record:  # the whole axis is mixed or reduced below: more than the op reads
+                    self.note(f"mixing or reducing pieces of spatial axis {a} that rfcheck cannot follow (after a "
+                              "view split it); treated as the whole axis, an upper bound", exact=False,
+                              code="RF105")
+                continue
+            g = replace(geo[a].apply(env, sizes[a]), mixed=True)
+            if gone:
+                window, size, step = base
+                g = g.apply(window, size)
+                rebased[a] = step
+            geo[a] = g
+            done.add(a)
+            if record:
+                self.info["mixing"] = True
+        return done, rebased
 
     def kept_channels(self, states: list[TensorState]) -> list[TensorState]:
         """Channel provenance a rule did not carry is lost (a later channel slice is then not

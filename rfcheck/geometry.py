@@ -257,12 +257,22 @@ def mixed(env: Envelope, n: int) -> Envelope:
     return Envelope(1, 0, (None,), (None,)) if iv is None else Envelope(1, 0, (iv[0],), (iv[1],))
 
 
-def covers(big: Envelope, small: Envelope, n: int) -> bool:
-    """``big`` is a mixed (constant) envelope holding every interval of ``small``'s n units."""
-    if big.period != 1 or big.shift != 0 or big.lo[0] is None:
+def covers(big: Envelope, small: Envelope, n: int, windowed: bool = False) -> bool:
+    """``big`` is a mixing envelope (constant: attention over all tokens; or, ``windowed``,
+    attention within windows, with the same jump) whose interval holds ``small``'s at every one
+    of n units."""
+    if big.period == 1 and big.shift == 0:
+        if big.lo[0] is None:
+            return False
+        iv = extremes(small, n)
+        return iv is None or (big.lo[0] <= iv[0] and iv[1] <= big.hi[0])
+    if not windowed or big.shift * small.period != small.shift * big.period:
         return False
-    iv = extremes(small, n)
-    return iv is None or (big.lo[0] <= iv[0] and iv[1] <= big.hi[0])
+    for o in range(min(n, _lcm(big.period, small.period))):
+        b, s = big.at(o), small.at(o)
+        if s is not None and (b is None or b[0] > s[0] or s[1] > b[1]):
+            return False
+    return True
 
 
 def whole(size: int) -> Envelope:
@@ -336,6 +346,9 @@ class AxisGeo:
     global_at: Optional[int] = None  # index of the layer that reduced the axis
     before: Optional["AxisGeo"] = None
     gated: bool = False
+    #: units were mixed within windows (attention in a partition): a branch it covers unit by
+    #: unit (the residual) is no misaligned merge
+    mixed: bool = False
 
     @classmethod
     def input(cls, size: int) -> "AxisGeo":
@@ -375,7 +388,7 @@ class AxisGeo:
     def apply(self, window: Envelope, size: int) -> "AxisGeo":
         # (the constructor, not dataclasses.replace: this runs twice per layer and axis)
         return AxisGeo(self.env.compose(window), self.short.compose(window), size, self.global_at, self.before,
-                       self.gated)
+                       self.gated, self.mixed)
 
     def mix(self) -> "AxisGeo":
         """Every unit now depends on every unit of the axis, which keeps its extent."""
@@ -402,16 +415,16 @@ def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int,
     exact = True
     group = spatial or pooled
     (n0, g0) = group[0]
-    env, short = g0.env, g0.short
+    env, short, mixed = g0.env, g0.short, g0.mixed
     for n, g in group[1:]:
         if g.short.size_max < short.size_max:
             short = g.short
-        # a mixing branch (attention) beside a windowed one sees all (the shift test first: this
-        # runs for every branch of every merge)
-        if g.env.shift == 0 and covers(g.env, env, size):
-            env = g.env
+        # a mixing branch (attention) beside a windowed one sees all (the cheap test first: this
+        # runs for every branch of every merge, and a conv's envelope has one phase and a shift)
+        if (g.env.shift == 0 or g.mixed) and covers(g.env, env, size, g.mixed):
+            env, mixed = g.env, True
             continue
-        if env.shift == 0 and covers(env, g.env, size):
+        if (env.shift == 0 or mixed) and covers(env, g.env, size, mixed):
             continue
         same_jump = g.env.shift * env.period == env.shift * g.env.period
         if not g.env.aligned_with(env):
@@ -432,9 +445,10 @@ def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int,
             exact = False
             if g.env.size_max > env.size_max:
                 env = g.env
+        mixed = mixed and g.mixed  # (a union: only what both cover stays covering)
     gated = bool(spatial and pooled) or any(g.gated for _, g in branches)
     if spatial:
-        return AxisGeo(env, short, size, gated=gated), warnings, exact
+        return AxisGeo(env, short, size, gated=gated, mixed=mixed), warnings, exact
     best_before = max((g.before for _, g in pooled), key=lambda b: b.env.size_max)
     return AxisGeo(env, short, size, global_at=g0.global_at, before=best_before, gated=gated), warnings, exact
 

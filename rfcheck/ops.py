@@ -16,9 +16,10 @@ from typing import Callable, Optional, Union
 
 import torch
 
+from . import pieces as pc
 from .call import Call, tup
 from .geometry import adaptive, crop, interpolation, merge_axis, sliding, transposed
-from .state import FLAT, NO_AXES, PART, SPATIAL, Dim, Parts, TensorState
+from .state import FLAT, MIXED, NO_AXES, PART, SPATIAL, Dim, Parts, TensorState
 
 Result = Union[TensorState, list]
 FunctionRule = Callable[[Call], Result]
@@ -153,8 +154,25 @@ def conv(call: Call) -> Result:
                      in_channels=cin, out_channels=w.shape[0])
     call.macs = call.out.numel() * (cin // groups) * prod(k)
     windows = {i - nd: sliding(k[i], s[i], p[i], d[i]) for i in range(nd)}
-    return grouped(call, call.window(windows, per_channel=False), windows, groups, x.ndim - nd - 1, cin,
-                   w.shape[0])
+    before = _positions_in_channels(call, x.ndim - nd - 1, groups)
+    return grouped(call, call.window(windows, state=before, per_channel=False), windows, groups, x.ndim - nd - 1,
+                   cin, w.shape[0])
+
+
+def _positions_in_channels(call: Call, cdim: int, groups: int) -> Optional[TensorState]:
+    """A conv whose channel dim holds spatial positions (a whole axis moved there by a view): it
+    reduces them as a Linear would, before its window; None when the channels hold none."""
+    st = call.state
+    if not st.dims[cdim].axes:
+        return None
+    if groups != 1:
+        call.note("a grouped conv over channels that hold spatial positions is not modelled", exact=False,
+                  code="RF105")
+        return None
+    res = call.collapse([cdim], keep=True, state=st, kind="conv")
+    dims = list(res.dims)
+    dims[cdim] = NO_AXES
+    return TensorState(tuple(dims), res.geo, res.exact, lost=res.lost)
 
 
 def grouped(call: Call, res: TensorState, windows: dict, groups: int, cdim: int, cin: int,
@@ -191,7 +209,8 @@ def conv_transpose(call: Call) -> Result:
                      out_channels=w.shape[1] * groups)
     call.macs = x.numel() * w.shape[1] * prod(k)
     windows = {i - nd: transposed(k[i], s[i], p[i], d[i]) for i in range(nd)}
-    return grouped(call, call.window(windows, per_channel=False), windows, groups, x.ndim - nd - 1,
+    before = _positions_in_channels(call, x.ndim - nd - 1, groups)
+    return grouped(call, call.window(windows, state=before, per_channel=False), windows, groups, x.ndim - nd - 1,
                    x.shape[-nd - 1], w.shape[1] * groups)
 
 
@@ -338,6 +357,7 @@ def pixel_unshuffle(call: Call) -> Result:
     out = call.window({-2: sliding(r, r), -1: sliding(r, r)})
     if all(st.dims[j].kind == "spatial" for j in (-2, -1)):
         out.subpixel = (r, dict(st.geo))
+    out.lost = out.lost or call.name  # (each channel holds one phase: a later channel slice is not exact)
     return out
 
 
@@ -355,7 +375,10 @@ def roll(call: Call) -> Result:
     if a["dims"] is None:
         return call.unknown_result("roll over the flattened tensor has no rule")
     shifts, dims = tup(a["shifts"], 1), tup(a["dims"], 1)
-    call.note("roll wraps around at the border; interior units are exact")
+    # (Swin's shifted windows: with its attention mask hiding the wrapped positions the values are
+    # exact; a mask is a tensor's values, which the trace does not see)
+    call.note("roll wraps around at the border: units near it also read the other side unless an attention "
+              "mask hides it; the RF shown is that of the interior units", exact=False, code="RF104")
     return call.window({d: crop(-s) for s, d in zip(shifts, dims)})
 
 
@@ -365,8 +388,16 @@ def linear(call: Call) -> Result:
     w = call.bind(["input", "weight", "bias"])["weight"]
     call.info.update(kind="linear", in_features=w.shape[-1], out_features=w.shape[0])
     call.macs = call.out.numel() * w.shape[-1]
+    d = call.state.dims[-1]
+    if d.axes and (d.kind == MIXED or (d.pieces and all(p.axis >= 0 for p in d.pieces))):
+        # a Linear over tokens (MLP-Mixer's token MLP, to a hidden size and back): every entry
+        # sees every token; with another length the dim is that hidden layer, no positions
+        st = call.collapse([-1], keep=True, kind="linear", mix=True)
+        if call.out.shape[-1] == call.data.shape[-1]:
+            return st
+        return call.with_dims(st.dims[:-1] + (Dim(d.axes, MIXED),), st)
     st = call.collapse([-1], keep=True, kind="linear")
-    if call.info.get("mixing"):  # a Linear over tokens (MLP-Mixer): positions kept, each sees all
+    if call.info.get("mixing"):  # a Linear over tokens of the same length: positions kept, each sees all
         return st
     return call.with_dims(st.dims[:-1] + (NO_AXES,), st)
 
@@ -416,7 +447,7 @@ def matmul(call: Call) -> Result:
     return res
 
 
-def _attend(call: Call, q, k, v, token_dim: int, masked: bool) -> TensorState:
+def _attend(call: Call, q, k, v, token_dim: int, masked: Union[bool, str]) -> TensorState:
     """Every query position reads every key and value position (on the axes their token dim
     holds), and its own query position: the output has the query's layout."""
     states = {id(t): st for t, st in zip(call.tracked, call.inputs)}
@@ -437,7 +468,11 @@ def _attend(call: Call, q, k, v, token_dim: int, masked: bool) -> TensorState:
         g, _, ok = merge_axis(branches, branches[0][1].size, call.name)
         merged[ax] = g
         call.exact = call.exact and ok
-    if masked:
+    if masked == "float":
+        call.note("an additive float attention mask (a relative position bias, a shifted-window mask) hides a "
+                  "position only where it holds -inf or a large negative value, which the trace cannot read: the "
+                  "RF shown is that of the unmasked attention, an upper bound", exact=False, code="RF104")
+    elif masked:
         call.note("an attention mask or causal masking hides positions from some queries: the RF shown is that "
                   "of the unmasked attention, an upper bound", exact=False, code="RF104")
     return TensorState(dims, merged, all(st.exact for st in parts) and call.exact)
@@ -449,7 +484,9 @@ def scaled_dot_product_attention(call: Call) -> Result:
                   is_causal=False)
     q, k, v = a["query"], a["key"], a["value"]
     call.macs = q.numel() * k.shape[-2] + call.out.numel() * k.shape[-2]
-    return _attend(call, q, k, v, -2, a["attn_mask"] is not None or bool(a["is_causal"]))
+    mask = a["attn_mask"]
+    float_mask = isinstance(mask, torch.Tensor) and mask.dtype.is_floating_point and not a["is_causal"]
+    return _attend(call, q, k, v, -2, "float" if float_mask else (mask is not None or bool(a["is_causal"])))
 
 
 @register_function("multi_head_attention_forward")
@@ -594,8 +631,11 @@ def reshape_dims(old: tuple, dims: tuple, new: tuple) -> tuple[list[Dim], bool]:
                    "ravel", "squeeze_", "unsqueeze_", "atleast_2d", "atleast_3d")
 def reshape(call: Call) -> Result:
     x, out = call.data, call.out
-    dims, ok = reshape_dims(tuple(x.shape), call.state.dims, tuple(out.shape))
     call.info["kind"] = "reshape"
+    followed = _reshape_pieces(call)
+    if followed is not None:
+        return followed
+    dims, ok = reshape_dims(tuple(x.shape), call.state.dims, tuple(out.shape))
     if dims and dims[0].axes and not call.state.dims[0].axes:  # spatial positions moved into dim 0
         rows = out.shape[0] // x.shape[0] if x.shape[0] and out.shape[0] % x.shape[0] == 0 else None
         turned = f"into {rows} rows" if rows else f"into rows of a {out.shape[0]}-row batch"
@@ -609,6 +649,54 @@ def reshape(call: Call) -> Result:
         call.note("reshape that regroups spatial dims across others is not modelled exactly", exact=False,
                   code="RF105")
     return call.with_dims(dims)
+
+
+def _reshape_pieces(call: Call) -> Optional[TensorState]:
+    """A view/reshape with every spatial axis followed piece by piece (:mod:`rfcheck.pieces`):
+    windows folded into the batch and back, space-to-depth, patch merging.  None: not followed."""
+    x, out, st = call.data, call.out, call.state
+    if st.subpixel is not None:
+        return None
+    sizes = {a: g.size for a, g in st.geo.items() if g.global_at is None}
+    flat = []
+    for j, (d, n) in enumerate(zip(st.dims, x.shape)):
+        ps = pc.pieces_of(d, j, n, sizes)
+        if ps is None or any(p.axis >= 0 and p.axis not in sizes for p in ps):
+            return None
+        flat += ps
+    if not any(p.axis >= 0 for p in flat):
+        return None  # no spatial axis moves: the plain rule is exact
+    new = pc.split(flat, tuple(out.shape))
+    if new is None or (new and pc.has_channels(new[0])):
+        return None  # (channels into the batch dim: a student's x.view(-1, C), RF103 below)
+    geo = dict(st.geo)
+    # a dim that takes pieces of an axis beside channels makes those positions channels (space-to-
+    # depth, patch merging): each unit left reads the block it absorbed, as after pixel_unshuffle
+    for j in range(len(new)):
+        ps = new[j]
+        if not pc.has_channels(ps):
+            continue
+        dims = [pc.classify(q, sizes) for q in new]
+        for a in sorted({p.axis for p in ps if p.axis >= 0}):
+            order = pc.axis_pieces(dims, sizes, a)
+            if order is None or pc.has_batch(ps):
+                return None
+            inside = frozenset(p for p in ps if p.axis == a)
+            if set(order) <= inside:
+                continue  # the whole axis (a head's flatten(1)): the Linear after it is the global op
+            env, base = pc.mix_envelope(order, set(inside)), pc.rebase(order, {p: 0 for p in inside})
+            if env is None or base is None:
+                return None
+            window, size, step = base
+            geo[a] = geo[a].apply(env, sizes[a]).apply(window, size)
+            sizes[a] = size
+            new = [pc.redivide(q, {a: step}, inside if k == j else frozenset()) for k, q in enumerate(new)]
+            ps = new[j]
+            call.info["absorbed"] = True
+    dims = [pc.classify(q, sizes) for q in new]
+    # (absorbed positions are channels of different RFs now: a later channel slice is not exact)
+    return TensorState(tuple(dims), geo, st.exact and call.exact,
+                       lost=call.name if call.info.get("absorbed") else st.lost)
 
 
 def _call_text(call: Call) -> str:
@@ -814,8 +902,8 @@ def getitem(call: Call) -> Result:
             start, stop, step = i.indices(x.shape[j])
             if not d.axes and (start, stop, step) != (0, x.shape[j], 1):
                 chosen = (j, len(dims), start, stop, step)
-            if d.kind == SPATIAL and (start, step) != (0, 1):
-                windows[len(dims)] = crop(start, step)
+            if d.kind == SPATIAL and (start, stop, step) != (0, x.shape[j], 1):
+                windows[len(dims)] = crop(start, step)  # (also a crop [:n]: the map loses units)
             elif d.axes and (start, stop, step) != (0, x.shape[j], 1) and not _all_mixed(st, d):
                 call.note("slicing a flattened spatial dim is not modelled", exact=False, code="RF105")
             dims.append(d)
@@ -824,6 +912,9 @@ def getitem(call: Call) -> Result:
             d = st.dims[j]
             if d.kind == SPATIAL:
                 call.note("indexing picks one position of a spatial axis")
+            elif d.axes and not _all_mixed(st, d):
+                call.note("indexing a dim that holds part of a spatial axis is not modelled", exact=False,
+                          code="RF105")
             elif not d.axes:
                 c = i % x.shape[j]
                 chosen = (j, None, c, c + 1, 1)

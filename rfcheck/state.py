@@ -11,12 +11,32 @@ from .geometry import AxisGeo
 # "flat" (whole spatial axes merged with others, e.g. after flatten), "part" (a piece of
 # an axis after a view split it).
 NONE, SPATIAL, FLAT, PART = "none", "spatial", "flat", "part"
+#: the hidden layer of a token MLP (MLP-Mixer's Linear from 196 tokens to 256): every entry has
+#: seen every position of its axes, in no positional order
+MIXED = "mixed"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Part of a tensor dim's index: along ``axis`` (a spatial axis of the model input, or
+    :data:`BATCH` / :data:`CHANNEL` for the factors without spatial meaning) the dim's index steps
+    ``stride`` units of the axis, ``count`` times.  A view that splits an axis of 56 into windows of
+    7 gives the pieces (axis, 7, 8) and (axis, 1, 7); see :mod:`rfcheck.pieces`."""
+    axis: int
+    stride: int
+    count: int
+
+
+BATCH, CHANNEL = -1, -2
 
 
 @dataclass(frozen=True)
 class Dim:
     axes: frozenset = frozenset()
     kind: str = NONE
+    #: for "part" and "flat" dims, the pieces of axes they hold in row-major order (first the
+    #: slowest); empty where they are not known (then what follows is not exact)
+    pieces: tuple = ()
 
     @property
     def axis(self) -> Optional[int]:

@@ -324,9 +324,11 @@ class Lambda(nn.Module):
 
 
 NOT_EXACT = {  # each op that makes a value not exact in ops.py/call.py -> the code that must say so
-    "regrouping reshape": (lambda x: x.view(1, 4, 4, 16), {"RF105"}),
+    # (6 rows regrouped in 4s splits no axis into pieces; 8 into 4 x 2 would be followed: test_windows.py)
+    "regrouping reshape": (lambda x: x[:, :, :6, :6].reshape(1, 4, 4, 9), {"RF105"}),
     "window over a flattened dim": (lambda x: F.max_pool1d(x.flatten(2), 3), {"RF105"}),
-    "reduction over part of an axis": (lambda x: x.view(1, 4, 2, 4, 8).mean(2), {"RF105"}),
+    "reduction over part of an axis": (lambda x: x[:, :, :6, :6].reshape(1, 4, 4, 9).mean(2), {"RF105"}),
+    "a window split by a view": (lambda x: x.view(1, 4, 2, 4, 8).permute(0, 1, 3, 2, 4)[:, :, 1], {"RF105"}),
     "tiling a spatial dim": (lambda x: x.repeat(1, 1, 2, 1), {"RF105"}),
     "slicing a flattened dim": (lambda x: x.flatten(2)[:, :, :5], {"RF105"}),
     "fractional pooling": (lambda x: F.fractional_max_pool2d(x, 2, output_size=2), {"RF104"}),
@@ -353,14 +355,15 @@ def test_every_not_exact_result_has_a_coded_diagnostic(case):
 
 
 def test_a_not_exact_note_names_its_layer():
-    r = rfcheck.analyze(Lambda(lambda x: x.view(1, 4, 4, 16)), (3, 8, 8))
+    # (6 rows into rows of 4: no split of the axis into pieces fits; 8 into 4 x 2 would be followed)
+    r = rfcheck.analyze(Lambda(lambda x: x.view(1, 4, 4, 9)), (3, 6, 6))
     d = only(r, "RF105")
     assert d.layer == "view" and "view" in d.message and "regroups" in d.message
 
 
 def test_repeated_causes_are_reported_where_exactness_is_lost_only():
     """Two regrouping reshapes in a row: the second works on values already not exact."""
-    r = rfcheck.analyze(Lambda(lambda x: x.view(1, 4, 4, 16).view(1, 4, 16, 4)), (3, 8, 8))
+    r = rfcheck.analyze(Lambda(lambda x: x.view(1, 4, 4, 9).view(1, 4, 9, 4)), (3, 6, 6))
     assert codes(r).count("RF105") == 1
 
 

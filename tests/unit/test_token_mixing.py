@@ -23,6 +23,7 @@ class Tokens(nn.Module):
         self.kind = kind
         self.embed = nn.Conv2d(3, 8, 2, stride=2)
         self.token_mlp = nn.Linear(16, 16)
+        self.token_up, self.token_down = nn.Linear(16, 24), nn.Linear(24, 16)  # MLP-Mixer's hidden size
         self.qkv = nn.Linear(8, 24)
         self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
 
@@ -30,6 +31,8 @@ class Tokens(nn.Module):
         t = self.embed(x).flatten(2).transpose(1, 2)         # B, 16, 8
         if self.kind == "mixer":
             y = self.token_mlp(t.transpose(1, 2)).transpose(1, 2)
+        elif self.kind == "mixer_hidden":
+            y = self.token_down(F.gelu(self.token_up(t.transpose(1, 2)))).transpose(1, 2)
         elif self.kind == "mha":
             y = self.mha(t, t, t, need_weights=False)[0]
         else:
@@ -42,7 +45,7 @@ class Tokens(nn.Module):
         return t.transpose(1, 2).reshape(x.shape[0], 8, 4, 4)
 
 
-@pytest.mark.parametrize("kind", ["mixer", "mha", "sdpa", "matmul"])
+@pytest.mark.parametrize("kind", ["mixer", "mixer_hidden", "mha", "sdpa", "matmul"])
 def test_every_token_sees_the_whole_input(kind):
     m = Tokens(kind)
     assert rf_box(m, SIZE) == (8, 8)  # the oracle: each output unit depends on all 8x8 pixels
