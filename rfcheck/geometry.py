@@ -62,6 +62,10 @@ class Envelope:
     hi: tuple[Optional[int], ...]
     #: taps of a layer window are lo, lo+step, ..., hi (a dilated kernel reads every d-th input)
     step: int = 1
+    #: the period is a table of the units that exist (see :meth:`is_table`)
+    table: bool = False
+    #: some unit's interval was read from beyond a table's units: an approximation
+    approx: bool = False
 
     # -- evaluation -----------------------------------------------------------------
     def at(self, o: int) -> Interval:
@@ -136,10 +140,12 @@ class Envelope:
         return any(Fraction(l + h, 2) != c0 + o * self.jump for o, (l, h) in enumerate(zip(self.lo, self.hi)))
 
     # -- algebra --------------------------------------------------------------------
-    def compose(self, layer: "Envelope") -> "Envelope":
+    def compose(self, layer: "Envelope", table: Optional[tuple[int, int]] = None) -> "Envelope":
         """``self`` maps a layer's input index to model-input intervals; ``layer`` maps the
-        layer's output index to its input interval.  Returns output index -> model input."""
-        if self.period == 1 and layer.period == 1:  # no transposed conv or resampling so far: one phase
+        layer's output index to its input interval.  Returns output index -> model input.
+        ``table=(limit, n)``: where the period would pass ``limit``, the result is a table of the
+        ``n`` units that exist (:meth:`is_table`)."""
+        if self.period == 1 and layer.period == 1 and not self.table:  # no resampling so far: one phase
             a, b = layer.lo[0], layer.hi[0]
             lo = self.lo[0]
             if a is None or lo is None or b < a:
@@ -148,6 +154,11 @@ class Envelope:
         period = layer.period * self.period // gcd(layer.shift, self.period)
         steps = period // layer.period * layer.shift  # layer-input advance per new period
         shift = steps // self.period * self.shift
+        # (a table stays a table of the units that exist)
+        tabled = table is not None and (period > table[0] or self.table)
+        if tabled:
+            period, shift = table[1], _table_shift(table[1], self.jump * layer.jump)
+        approx = self.approx
         los: list[Optional[int]] = []
         his: list[Optional[int]] = []
         for o in range(period):
@@ -155,6 +166,8 @@ class Envelope:
             lo_min = hi_max = None
             if w is not None:
                 a, b = w
+                if self.table and (a < 0 or b >= self.period):
+                    approx = True  # (a padded window reads a table's units beyond the border)
                 # the taps' phases modulo self.period repeat within self.period taps and lo/hi
                 # grow by self.shift >= 0 per period, so the extremes lie in the first/last period
                 # (within a period the map need not be monotone: dilated transposed convs)
@@ -169,10 +182,21 @@ class Envelope:
                         hi_max = iv[1]
             los.append(lo_min)
             his.append(hi_max if lo_min is not None else None)
+        if tabled or self.table:
+            return Envelope(period, shift, tuple(los), tuple(his), table=True, approx=approx)
         return Envelope(period, shift, tuple(los), tuple(his)).normalized()
 
-    def union(self, other: "Envelope") -> "Envelope":
-        """Bounding interval of two paths with the same jump (a merge of aligned branches)."""
+    @property
+    def is_table(self) -> bool:
+        """Only the units that exist are kept (a map resized again and again made the period
+        grow past what is worth following: GhostNetV2's pooled-and-resized gates); beyond them
+        the table repeats shifted by its jump, a guess, so a window that reads there makes
+        the values after it approximations (``approx``)."""
+        return self.table
+
+    def union(self, other: "Envelope", table: Optional[tuple[int, int]] = None) -> "Envelope":
+        """Bounding interval of two paths with the same jump (a merge of aligned branches);
+        ``table`` as for :meth:`compose`."""
         if self.shift * other.period != other.shift * self.period:
             raise ValueError("union of envelopes with different jumps")
         if self.period == 1 and other.period == 1 and self.step == 1 and other.step == 1:
@@ -186,6 +210,10 @@ class Envelope:
             return Envelope(1, self.shift, (lo,), (hi,))
         period = _lcm(self.period, other.period)
         shift = self.shift * (period // self.period)
+        tabled = self.table or other.table or (table is not None and period > table[0])
+        approx = self.approx or other.approx
+        if tabled and table is not None and period > table[0]:
+            period, shift = table[1], _table_shift(table[1], self.jump)
         los, his = [], []
         for o in range(period):
             a, b = self.at(o), other.at(o)
@@ -196,6 +224,8 @@ class Envelope:
             else:
                 los.append(min(a[0], b[0]))
                 his.append(max(a[1], b[1]))
+        if tabled:
+            return Envelope(period, shift, tuple(los), tuple(his), table=True, approx=approx)
         return Envelope(period, shift, tuple(los), tuple(his)).normalized()
 
     def normalized(self) -> "Envelope":
@@ -206,8 +236,33 @@ class Envelope:
             s = self.shift * d // p
             if all(_shifted(self.lo[o], s) == self.lo[o + d] and _shifted(self.hi[o], s) == self.hi[o + d]
                    for o in range(p - d)):
-                return Envelope(d, s, self.lo[:d], self.hi[:d], self.step)
+                return Envelope(d, s, self.lo[:d], self.hi[:d], self.step, self.table, self.approx)
         return self
+
+
+#: an envelope's period is followed up to this, or twice its map's units if larger; past it the
+#: envelope becomes a table of the units that exist (RF104)
+TABLE_MIN = 256
+
+
+def table_union(a: Envelope, b: Envelope, n: int) -> Envelope:
+    """The union of two envelopes of different jumps on the ``n`` units that exist, as a table."""
+    los, his = [], []
+    for o in range(max(n, 1)):
+        x, y = a.at(o), b.at(o)
+        iv = x if y is None else y if x is None else (min(x[0], y[0]), max(x[1], y[1]))
+        los.append(None if iv is None else iv[0])
+        his.append(None if iv is None else iv[1])
+    return Envelope(max(n, 1), max(_table_shift(max(n, 1), a.jump), _table_shift(max(n, 1), b.jump)), tuple(los),
+                    tuple(his), table=True, approx=a.approx or b.approx)
+
+
+def table_limit(size: int) -> int:
+    return max(TABLE_MIN, 2 * size)
+
+
+def _table_shift(n: int, jump: Fraction) -> int:
+    return ceil(n * jump)
 
 
 def _shifted(v: Optional[int], s: int) -> Optional[int]:
@@ -387,8 +442,17 @@ class AxisGeo:
 
     def apply(self, window: Envelope, size: int) -> "AxisGeo":
         # (the constructor, not dataclasses.replace: this runs twice per layer and axis)
-        return AxisGeo(self.env.compose(window), self.short.compose(window), size, self.global_at, self.before,
-                       self.gated, self.mixed)
+        if self.env.period == 1 and window.period == 1 and not self.env.table and not self.short.table:
+            return AxisGeo(self.env.compose(window), self.short.compose(window), size, self.global_at, self.before,
+                           self.gated, self.mixed)
+        table = (table_limit(size), size)
+        return AxisGeo(self.env.compose(window, table), self.short.compose(window, table), size, self.global_at,
+                       self.before, self.gated, self.mixed)
+
+    @property
+    def approx(self) -> bool:
+        """Read from beyond a table's units somewhere (see :meth:`Envelope.is_table`)."""
+        return self.env.approx or self.short.approx
 
     def mix(self) -> "AxisGeo":
         """Every unit now depends on every unit of the axis, which keeps its extent."""
@@ -440,11 +504,10 @@ def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int,
                     f"{_fmt(_centre(env, o))} and branch {n}'s at {_fmt(_centre(g.env, o))} (same jump "
                     f"{_fmt(env.jump)}, but the units do not line up phase by phase)"))
         if same_jump:
-            env = env.union(g.env)
-        else:
-            exact = False
-            if g.env.size_max > env.size_max:
-                env = g.env
+            env = env.union(g.env, (table_limit(size), size))
+        else:  # different jumps (a pooled-and-resized gate): no common period; the units that exist,
+            # exact on them (a window that reads beyond them later is not: Envelope.approx)
+            env = table_union(env, g.env, size)
         mixed = mixed and g.mixed  # (a union: only what both cover stays covering)
     gated = bool(spatial and pooled) or any(g.gated for _, g in branches)
     if spatial:

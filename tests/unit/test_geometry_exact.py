@@ -144,3 +144,36 @@ def test_random_chains_jump_range_matches_the_oracle(layers, n):
         return
     assert (layer.jump_min[0], layer.jump_max[0]) == (min(gaps), max(gaps))
     assert layer.non_uniform == (min(gaps) != max(gaps))
+
+
+# -- pooled-and-resized gates (GhostNetV2's DFC attention): cost bound and exact units ---------
+class Gate1d(nn.Module):
+    """Pool 2, a 1x1 conv, resized back to the map by size=, multiplied in; then a conv."""
+
+    def __init__(self, pad: int):
+        super().__init__()
+        self.g, self.c = nn.Conv1d(1, 1, 1), nn.Conv1d(1, 1, 3, padding=pad)
+
+    def forward(self, x):
+        # (no sigmoid: with the oracle's positive weights it saturates and hides real dependencies)
+        gate = self.g(F.avg_pool1d(x, 2))
+        return self.c(x * F.interpolate(gate, size=x.shape[-1], mode="nearest"))
+
+
+def _periods(model, shape):
+    from rfcheck.tracer import trace
+    g = trace(model, [torch.empty((1, *shape), device="meta")])
+    return [(a.env.period, a.size) for n in g.nodes for a in n.state.geo.values()]
+
+
+def test_resized_gates_keep_a_bounded_period_and_stay_exact_where_no_window_reads_past_the_map():
+    m = nn.Sequential(*[Gate1d(0) for _ in range(3)], nn.Conv1d(1, 1, 2, stride=2), *[Gate1d(0) for _ in range(2)])
+    sizes = [s for s in rf_sizes(m, (1, 31)) if s]
+    r = rfcheck.analyze(m, (1, 31))
+    assert r.exact and r.layers[-1].rf == (max(sizes),)
+    # on a long input the lcm of the resized maps' periods would grow without bound: the geometry is
+    # kept as a table of the units that exist (at most twice the map, or 256)
+    wide = nn.Sequential(*[Gate1d(1) for _ in range(4)], nn.Conv1d(1, 1, 3, stride=2), *[Gate1d(1) for _ in range(4)])
+    assert all(p <= max(256, 2 * n) for p, n in _periods(wide, (1, 1571)))
+    r = rfcheck.analyze(wide, (1, 1571))
+    assert not r.exact and "RF104" in {w.code for w in r.warnings}  # padded windows read past a table
