@@ -7,7 +7,8 @@ the floor every use of a torchvision model pays, ``python -c "import torch, torc
 Each command runs as a fresh child of this interpreter (the ``rfcheck`` console script next to it,
 run by it), from the repository root, its output to files:
 
-* floor: ``python -c "import torch, torchvision"``;
+* floor: ``python -c "import gc, torch, torchvision; gc.freeze()"`` (see FLOOR), and the plain import
+  beside it;
 * (a) ``rfcheck torchvision.models:NAME --input-size 3,224,224 --isolated`` for every torchvision
   classification builder (``torchvision.models.list_models(module=torchvision.models)``);
 * (b) the same with the course brief's rules, which every one of them fails, so the advice runs;
@@ -38,7 +39,11 @@ from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOOR = ["-c", "import torch, torchvision"]
+#: the floor freezes its heap as rfcheck's command line does (rfcheck.cli._settle_heap), so that its
+#: exit, too, skips the final garbage collection over torch's objects; the plain import is measured
+#: beside it (it exits ~0.5 s slower: against it every command would come in under the floor)
+FLOOR = ["-c", "import gc, torch, torchvision; gc.freeze()"]
+FLOOR_PLAIN = ["-c", "import torch, torchvision"]
 PLAIN = ["--input-size", "3,224,224", "--isolated"]
 BRIEF = ["--min-rf", "53", "--max-params", "99999", "--require-gap", "--min-dws", "2", "--min-dilated", "1"]
 # kind -> (max seconds over the floor, max MB over the floor or None)
@@ -58,8 +63,8 @@ class Case:
 
     def shown(self) -> str:
         """The command as a user types it."""
-        if self.kind == "floor":
-            return 'python -c "import torch, torchvision"'
+        if self.kind in ("floor", "floor_plain"):
+            return f'python -c "{self.args[1]}"'
         return " ".join(["rfcheck"] + self.args[1:])
 
 
@@ -102,7 +107,7 @@ def measure(cases: list[Case], rounds: int, timeout: float) -> None:
                 continue
             wall, rss, code, stderr = run_once(c.args, timeout)
             c.exit, c.error = code, error_of(code, stderr, wall, timeout)
-            if c.kind == "floor" and c.error:
+            if c.kind.startswith("floor") and c.error:
                 raise SystemExit(f"the floor, {c.shown()}, failed: {c.error}")
             if not c.error:
                 c.wall_s = min(wall, c.wall_s or wall)
@@ -165,7 +170,8 @@ def _versions() -> str:
             f"rfcheck {rfcheck.__version__} at {commit.strip() or '?'}" + (" (+ uncommitted changes)" if dirty else ""))
 
 
-def report(cases: list[Case], floor: Case, rounds: int, command: str, started: datetime.datetime) -> str:
+def report(cases: list[Case], floor: Case, rounds: int, command: str, started: datetime.datetime,
+           floor_plain: Optional[Case] = None) -> str:
     by = {k: [c for c in cases if c.kind == k] for k in TARGETS}
     plain, advice = by["plain"], {c.model: c for c in by["advice"]}
     lines = [
@@ -175,7 +181,11 @@ def report(cases: list[Case], floor: Case, rounds: int, command: str, started: d
         f"- **Machine**: {_machine()}",
         f"- **Software**: {_versions()}",
         f"- **Floor**: `{floor.shown()}`: " + (f"error: {floor.error}" if floor.error else
-                                               f"{floor.wall_s:.2f} s, {floor.rss_mb:.0f} MB peak RSS"),
+                                               f"{floor.wall_s:.2f} s, {floor.rss_mb:.0f} MB peak RSS")
+        + ("" if floor_plain is None or floor_plain.wall_s is None else
+           f"; without the freeze (`{floor_plain.shown()}`) {floor_plain.wall_s:.2f} s, {floor_plain.rss_mb:.0f} MB: "
+           "its exit runs a full garbage collection over torch's objects, which rfcheck's command line, having "
+           "frozen its heap, skips"),
         f"- **Method**: each command a fresh child process of the same interpreter, from the repository root; wall "
         f"time from spawn to reaping, peak RSS = the child's `ru_maxrss` (`os.wait4`); fastest of {rounds} "
         "round(s) (smallest peak), the rounds going over every command in turn, after one untimed run of the "
@@ -204,7 +214,7 @@ def report(cases: list[Case], floor: Case, rounds: int, command: str, started: d
 
 def cases_for(models: list[str]) -> list[Case]:
     script = str(Path(sys.executable).parent / "rfcheck")
-    out = [Case("floor", "", FLOOR)]
+    out = [Case("floor", "", FLOOR), Case("floor_plain", "", FLOOR_PLAIN)]
     for name in models:
         base = [script, f"torchvision.models:{name}"] + PLAIN
         out += [Case("plain", name, base), Case("advice", name, base + BRIEF)]
@@ -229,11 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"no rfcheck console script next to {sys.executable}: pip install -e . first")
     started = datetime.datetime.now(datetime.timezone.utc)
     cases = cases_for(models)
-    for c in (cases[0], cases[1], cases[2]):  # untimed: writes the bytecode caches, warms the page cache
+    for c in cases[:4]:  # untimed: writes the bytecode caches, warms the page cache
         run_once(c.args, args.timeout)
     measure(cases, args.rounds, args.timeout)
     command = " ".join(["python -m benchmarks.overhead"] + (sys.argv[1:] if argv is None else argv))
-    Path(args.out).write_text(report(cases[1:], cases[0], args.rounds, command, started))
+    Path(args.out).write_text(report(cases[2:], cases[0], args.rounds, command, started, cases[1]))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
