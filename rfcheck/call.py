@@ -245,6 +245,7 @@ class Call:
                 lost = lost or self.name
         elif lost and any(not st.dims[j].axes for j in red):
             lost = None  # reduced over a non-spatial dim: the channels were mixed
+            self.info["mixes_channels"] = True
         return TensorState(tuple(new_dims), geo, st.exact and self.exact, parts=parts, lost=lost)
 
     def _same_length(self, st: TensorState, j: int, keep: bool, own: bool, mix: bool) -> bool:

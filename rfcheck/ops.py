@@ -361,6 +361,60 @@ def pixel_unshuffle(call: Call) -> Result:
     return out
 
 
+@register_function("unfold")
+def unfold(call: Call) -> Result:
+    """``F.unfold`` (im2col: N, C, *spatial -> N, C*prod(k), L windows) or ``Tensor.unfold(dim,
+    size, step)`` (the windows along one dim, their offsets in a new last dim).  Each window
+    position reads its window, its offsets held in a dim rfcheck treats as channels (a later
+    slice of them is not exact)."""
+    x, out, st = call.data, call.out, call.state
+    if out.ndim == x.ndim + 1:  # Tensor.unfold
+        a = call.bind(["input", "dimension", "size", "step"])
+        d = a["dimension"] % x.ndim
+        if st.dims[d].kind != SPATIAL:
+            return call.unknown_result("unfold along a dim that is not a whole spatial axis has no rule")
+        call.info.update(kind="unfold", kernel=(a["size"],), stride=(a["step"],))
+        res = call.window({d: sliding(a["size"], a["step"])})
+        return TensorState(res.dims + (NO_AXES,), res.geo, res.exact, lost=call.name)
+    a = call.bind(["input", "kernel_size", "dilation", "padding", "stride"], dilation=1, padding=0, stride=1)
+    nd = x.ndim - 2
+    if out.ndim != 3 or any(st.dims[2 + i].kind != SPATIAL for i in range(nd)):
+        return call.unknown_result("unfold of a map whose dims are not whole spatial axes has no rule")
+    k, dl, p, s = (tup(a[n], nd) for n in ("kernel_size", "dilation", "padding", "stride"))
+    call.info.update(kind="unfold", kernel=k, stride=s, padding=p, dilation=dl)
+    n_out = [(x.shape[2 + i] + 2 * p[i] - dl[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(nd)]
+    windows = torch.empty((x.shape[0], x.shape[1], *n_out), device="meta")  # the map behind the L dim
+    res = call.window({2 + i: sliding(k[i], s[i], p[i], dl[i]) for i in range(nd)}, out=windows)
+    sizes = {ax: g.size for ax, g in res.geo.items()}
+    tokens = pc.classify(tuple(pc.Piece(st.dims[2 + i].axis, 1, sizes[st.dims[2 + i].axis]) for i in range(nd)),
+                         sizes)
+    return TensorState((res.dims[0], NO_AXES, tokens), res.geo, res.exact, lost=call.name)
+
+
+@register_function("fold")
+def fold(call: Call) -> Result:
+    """``F.fold`` (col2im: N, C*prod(k), L windows -> N, C, *output_size, overlapping windows
+    summed): each output unit reads the windows that cover it, as after a transposed conv."""
+    a = call.bind(["input", "output_size", "kernel_size", "dilation", "padding", "stride"], dilation=1, padding=0,
+                  stride=1)
+    x, out, st = call.data, call.out, call.state
+    nd = out.ndim - 2
+    grid = st.dims[-1].pieces if st.dims[-1].kind in (FLAT, SPATIAL) else ()
+    if st.dims[-1].kind == SPATIAL and nd == 1:
+        grid = (pc.Piece(st.dims[-1].axis, 1, x.shape[-1]),)
+    if x.ndim != 3 or len(grid) != nd or any(q.axis < 0 or q.stride != 1 for q in grid) or st.dims[1].axes:
+        return call.unknown_result("fold of windows whose positions are not whole spatial axes has no rule")
+    k, dl, p, s = (tup(a[n], nd) for n in ("kernel_size", "dilation", "padding", "stride"))
+    call.info.update(kind="fold", kernel=k, stride=s, padding=p, dilation=dl)
+    spread = TensorState((st.dims[0], NO_AXES) + tuple(Dim(frozenset([q.axis]), SPATIAL) for q in grid), dict(st.geo),
+                         st.exact)
+    if st.lost:  # (the channels still hold the offsets unfold put there: each sums copies of one pixel)
+        call.note(f"fold of channels whose offsets were not mixed since {st.lost}: each output unit may read "
+                  "less than the windows that cover it, which is the RF shown, an upper bound", exact=False,
+                  code="RF104")
+    return call.window({2 + i: transposed(k[i], s[i], p[i], dl[i]) for i in range(nd)}, state=spread)
+
+
 @register_function("pad")
 def pad(call: Call) -> Result:
     a = call.bind(["input", "pad", "mode", "value"], mode="constant")

@@ -5,6 +5,7 @@ RF105 and not followed.  Every value is checked against the brute-force dependen
 from __future__ import annotations
 
 import pytest
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -233,3 +234,64 @@ def test_random_pipelines_of_pieces_against_the_oracle(ops, length, w):
     r = rfcheck.analyze(m, (1, length))
     assert r.exact, r.warnings
     assert r.layers[-1].rf == (max(sizes),)
+
+
+# -- unfold / fold -------------------------------------------------------------------------------
+class ConvByUnfold(nn.Module):
+    """A 3x3 stride-2 conv written as im2col and a matmul, then a 3x3 conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(4, 27))
+        self.c = nn.Conv2d(4, 2, 3)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        y = (self.w @ F.unfold(x, 3, stride=2)).view(B, 4, (H - 3) // 2 + 1, (W - 3) // 2 + 1)
+        return self.c(y)
+
+
+class PoolByUnfold(nn.Module):
+    """Windows of 3, step 2, by Tensor.unfold and a mean; then a conv of 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv1d(1, 1, 2)
+
+    def forward(self, x):
+        return self.c(x.unfold(2, 3, 2).mean(-1))
+
+
+class Fold(nn.Module):
+    """im2col, optionally a Linear over the window's channels and offsets, then col2im back."""
+
+    def __init__(self, mix: bool):
+        super().__init__()
+        self.mix = mix
+        self.c = nn.Conv2d(3, 3, 1)
+        self.lin = nn.Linear(27, 27)
+
+    def forward(self, x):
+        cols = F.unfold(self.c(x), 3, stride=2)
+        if self.mix:
+            cols = self.lin(cols.transpose(1, 2)).transpose(1, 2)
+        return F.fold(cols, x.shape[-2:], 3, stride=2)
+
+
+@pytest.mark.parametrize("model,size,rf", [(ConvByUnfold, (3, 13, 13), (7, 7)), (PoolByUnfold, (1, 13), (5,))])
+def test_unfold_is_a_window(model, size, rf):
+    m = model()
+    assert _oracle(m, size)[0] == rf  # hand: window 3 at jump 1, then 3 (2) units at jump 2
+    r = rfcheck.analyze(m, size)
+    assert r.exact and r.rf.size == rf and not _codes(r) & {"RF101", "RF104", "RF105"}
+
+
+def test_fold_reads_the_windows_that_cover_a_unit():
+    mixed = Fold(True)
+    r = rfcheck.analyze(mixed, (3, 9, 9))
+    assert r.exact and r.rf.size == _oracle(mixed, (3, 9, 9))[0] == (5, 5)  # windows of 3 at 2 overlapping a unit
+    # without mixing, each output unit sums copies of its own pixel: the windows are a bound, said so
+    plain = Fold(False)
+    assert _oracle(plain, (3, 9, 9))[0] == (1, 1)
+    r = rfcheck.analyze(plain, (3, 9, 9))
+    assert not r.exact and "RF104" in _codes(r)
