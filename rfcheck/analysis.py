@@ -169,6 +169,8 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
     warnings: list[Diagnostic] = [d for d in graph.diagnostics if d.severity != "info"]
     unknown_seen = False
     tainted = graph.tainted_at is not None
+    # the nodes whose maps resample (a period > 1): only they can have a resized jump or empty units
+    periodic = {n.index for n in nodes if any(g.env.period > 1 for g in n.state.geo.values())}
     for n in nodes[1:]:
         for w in n.warnings:
             if w not in warnings:
@@ -209,13 +211,15 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
             warnings.append(Diagnostic.of(
                 "RF205", n.name, f"{n.name} ({n.type}) is a 1x1 conv with padding {_fmt_tuple(n.info['padding'])}: "
                 "it adds a border of padding-only units and grows the map by 2*padding"))
-        if _resized_jump(n) and not any(_resized_jump(by_index[i]) for i in n.inputs if i in by_index):
+        if n.index not in periodic:
+            continue
+        if _resized_jump(n) and not any(_resized_jump(by_index[i]) for i in n.inputs if i in periodic):
             warnings.append(Diagnostic.of(
                 "RF207", n.name, f"{n.name} ({n.type}) resizes the map to fewer units than its sampling period: "
                 "the jump shown is the spacing of the RF centres of the units that exist (their mean where it "
                 "varies), not the size ratio"))
         share = _empty_share(n)
-        if share and not any(_empty_share(by_index[i]) for i in n.inputs if i in by_index):
+        if share and not any(_empty_share(by_index[i]) for i in n.inputs if i in periodic):
             warnings.append(Diagnostic.of(
                 "RF106", n.name, f"{n.name} ({n.type}): {share:.0%} of its output units read no input at all "
                 "(a stride larger than the kernel leaves gaps); RF min counts the smallest non-empty RF"))
