@@ -10,7 +10,8 @@ Per model, in a forked child (``analyzer.runner.run_forked``: a timeout and a me
 * **exact**, the model RF and where it is taken, and the codes and layers of every diagnostic that
   makes a value not exact (RF101-RF105): a non-exact row must name its op;
 * **time** and **peak RSS** of the first ``analyze()`` of a model built on the meta device (what the
-  command line runs), the RSS over what the process held before the call;
+  command line runs), the RSS over what the process held before the call; the same at 4096x4096
+  for the 2D classification and segmentation models;
 * **params**: rfcheck's count against ``sum(p.numel() for p in model.parameters())``;
 * **untouched**: the same analysis on a model built on the CPU with real weights leaves every
   parameter and buffer (identity, device, dtype, values) and every module's mode as they were, and
@@ -51,6 +52,8 @@ REF_MAX_RF = 520
 #: the sample of exact CNN rows checked against the gradient reference
 REF_CNN = 30
 REF_ATTENTION = 8
+#: the wide input every 2D classification and segmentation model is also analysed at, and its limits
+BIG, BIG_S, BIG_MB = 4096, 2.0, 300.0
 _ATTN_WORDS = ("attention", "attn", "mhsa", "selfatt")
 
 
@@ -135,6 +138,21 @@ def catalog(only: Optional[set[str]] = None) -> list[dict[str, Any]]:
 
 
 # -- one model (in a forked child) -------------------------------------------------------------
+def _big(model: nn.Module, size: tuple[int, ...]) -> dict[str, Any]:
+    """The analysis at BIG x BIG: time and peak RSS over the process before the call, or why not
+    (a model whose position embeddings fix its input size says so)."""
+    from rfcheck import analyze
+    from rfcheck.errors import RFCheckError
+    reset_peak()
+    rss0 = proc_status_kb("VmRSS")
+    t0 = time.perf_counter()
+    try:
+        analyze(model, (size[0], BIG, BIG))
+    except RFCheckError as e:
+        return {"big_error": " ".join(str(e).split())[:120]}
+    return {"big_s": time.perf_counter() - t0, "big_rss_mb": (proc_status_kb("VmHWM") - rss0) / 1024}
+
+
 def _snapshot(model: nn.Module) -> dict[str, Any]:
     tensors = {f"p:{k}": v for k, v in model.named_parameters(remove_duplicate=False)}
     tensors.update({f"b:{k}": v for k, v in model.named_buffers(remove_duplicate=False)})
@@ -200,6 +218,8 @@ def model_child(row: dict[str, Any]) -> dict[str, Any]:
     if rep is not None:
         out.update(_summary(rep))
         out["attention"] = _is_attention(target, rep)
+        if len(size) == 3 and row["kind"] in ("classification", "segmentation"):
+            out.update(_big(target, size))
     del meta_model, target
     # the same on real weights: equal numbers, the model untouched, a real forward still runs
     torch.manual_seed(0)
@@ -298,6 +318,9 @@ def markdown(results: list[dict[str, Any]], command: str, started: datetime.date
     disagree = [r for r in refs if "DISAGREES" in _ref_cell(r)]
     untouched_bad = [r for r in ok if r.get("untouched") != "yes"]
     params_bad = [r for r in ok if "detector_message" not in r and r.get("params") != r.get("unique_params")]
+    big = [r for r in ok if "big_s" in r]
+    big_bad = [r for r in big if r["big_s"] > BIG_S or r["big_rss_mb"] > BIG_MB]
+    big_na = [r for r in ok if "big_error" in r]
     times = sorted(r["analysis_s"] for r in results if "analysis_s" in r)
     rss = sorted(r["rss_mb"] for r in results if "rss_mb" in r)
 
@@ -333,19 +356,23 @@ def markdown(results: list[dict[str, Any]], command: str, started: datetime.date
         f"| {'yes' if not untouched_bad else 'NO'} |",
         f"| params = unique numel | {len(ok) - len(params_bad)} of {len(ok)}; not: {names(params_bad)} | "
         f"{'yes' if not params_bad else 'NO'} |",
+        f"| analysis at {BIG}x{BIG} within {BIG_S:g} s and {BIG_MB:g} MB over the process before it | "
+        f"{len(big) - len(big_bad)} of {len(big)} 2D classification/segmentation models; over: {names(big_bad)}; "
+        f"not run ({len(big_na)}, the model fixes its input size or fails there): {names(big_na)} | "
+        f"{'yes' if not big_bad else 'NO'} |",
         "", f"Analysis time (first call, meta model): median {fmt_s(times[len(times) // 2]) if times else '-'}, "
         f"max {fmt_s(times[-1]) if times else '-'}; peak RSS over the process before the call: median "
         f"{fmt_mb(rss[len(rss) // 2]) if rss else '-'}, max {fmt_mb(rss[-1]) if rss else '-'}.", "",
         "## Per model", "",
         "| source | family | model | input | kind | status | exact | RF (at) | not exact because | time | RSS | "
-        "params (rfcheck / unique) | untouched | reference |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        f"at {BIG} | params (rfcheck / unique) | untouched | reference |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         row = r["row"]
         size = "x".join(map(str, row["size"]))
         if _verdict(r) == "crash":
             lines.append(f"| {row['source']} | {row['family']} | {row['key']} | {size} | | CRASH: {r['crash']} "
-                         "| | | | | | | | |")
+                         "| | | | | | | | | |")
             continue
         status = "ok" if "error" not in r else f"error: {r['error'][:160]}"
         if "detector_message" in r:
@@ -357,7 +384,9 @@ def markdown(results: list[dict[str, Any]], command: str, started: datetime.date
             cells += ["yes" if r["exact"] else "no", f"{fmt_num(r['rf'])} (`{r['at']}`)", flagged]
         else:
             cells += ["", "", ""]
-        cells += [fmt_s(r.get("analysis_s")), fmt_mb(r.get("rss_mb")),
+        at_big = (f"{fmt_s(r['big_s'])}, {fmt_mb(r['big_rss_mb'])}" if "big_s" in r else
+                  ("n/a" if "big_error" in r else ""))
+        cells += [fmt_s(r.get("analysis_s")), fmt_mb(r.get("rss_mb")), at_big,
                   f"{r.get('params', 0):,} / {r.get('unique_params', 0):,}" if "params" in r else "",
                   r.get("untouched", ""), _ref_cell(r)]
         lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
