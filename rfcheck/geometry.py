@@ -11,7 +11,7 @@ convention of the Distill article and of all RF tools: padding does not shrink t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from math import ceil, floor, gcd
 from typing import Callable, Optional, Sequence
@@ -64,16 +64,41 @@ class Envelope:
     step: int = 1
     #: the period is a table of the units that exist (see :meth:`is_table`)
     table: bool = False
-    #: some unit's interval was read from beyond a table's units: an approximation
-    approx: bool = False
+    #: how a table's units beyond the map are worked out when a window reads them: ("union", a, b)
+    #: or ("compose", envelope, window)
+    src: Optional[tuple] = field(default=None, compare=False, repr=False)
 
     # -- evaluation -----------------------------------------------------------------
     def at(self, o: int) -> Interval:
         q, r = divmod(o, self.period)
+        if q and self.table and self.src is not None:
+            return self._beyond(o)
         lo = self.lo[r]
         if lo is None:
             return None
         return lo + q * self.shift, self.hi[r] + q * self.shift
+
+    def _beyond(self, o: int) -> Interval:
+        """A table's unit past the map, from what the table was made of (so that a padded window
+        reads there what the periodic envelopes it came from would give: the unbounded-input
+        convention), remembered."""
+        memo = self.__dict__.setdefault("_memo", {})
+        if o in memo:
+            return memo[o]
+        kind, a, b = self.src
+        if kind == "union":
+            x, y = a.at(o), b.at(o)
+            iv = x if y is None else y if x is None else (min(x[0], y[0]), max(x[1], y[1]))
+        else:
+            w = b.at(o)
+            iv = None
+            if w is not None:
+                for t in range(w[0], w[1] + 1, b.step):
+                    got = a.at(t)
+                    if got is not None:
+                        iv = got if iv is None else (min(iv[0], got[0]), max(iv[1], got[1]))
+        memo[o] = iv
+        return iv
 
     @cached_property
     def jump(self) -> Fraction:
@@ -158,7 +183,6 @@ class Envelope:
         tabled = table is not None and (period > table[0] or self.table)
         if tabled:
             period, shift = table[1], _table_shift(table[1], self.jump * layer.jump)
-        approx = self.approx
         los: list[Optional[int]] = []
         his: list[Optional[int]] = []
         for o in range(period):
@@ -166,13 +190,11 @@ class Envelope:
             lo_min = hi_max = None
             if w is not None:
                 a, b = w
-                if self.table and (a < 0 or b >= self.period):
-                    approx = True  # (a padded window reads a table's units beyond the border)
                 # the taps' phases modulo self.period repeat within self.period taps and lo/hi
                 # grow by self.shift >= 0 per period, so the extremes lie in the first/last period
                 # (within a period the map need not be monotone: dilated transposed convs)
                 taps = (b - a) // layer.step + 1
-                n = min(taps, self.period)
+                n = taps if self.table else min(taps, self.period)  # (a table does not repeat)
                 for t in range(n):
                     iv = self.at(a + t * layer.step)
                     if iv is not None and (lo_min is None or iv[0] < lo_min):
@@ -183,15 +205,15 @@ class Envelope:
             los.append(lo_min)
             his.append(hi_max if lo_min is not None else None)
         if tabled or self.table:
-            return Envelope(period, shift, tuple(los), tuple(his), table=True, approx=approx)
+            return Envelope(period, shift, tuple(los), tuple(his), table=True, src=("compose", self, layer))
         return Envelope(period, shift, tuple(los), tuple(his)).normalized()
 
     @property
     def is_table(self) -> bool:
         """Only the units that exist are kept (a map resized again and again made the period
-        grow past what is worth following: GhostNetV2's pooled-and-resized gates); beyond them
-        the table repeats shifted by its jump, a guess, so a window that reads there makes
-        the values after it approximations (``approx``)."""
+        grow past what is worth following: GhostNetV2's pooled-and-resized gates); a unit
+        beyond them, which a padded window reads, is worked out on demand from what the
+        table was made of (``src``): the unbounded-input convention of every other envelope."""
         return self.table
 
     def union(self, other: "Envelope", table: Optional[tuple[int, int]] = None) -> "Envelope":
@@ -211,7 +233,6 @@ class Envelope:
         period = _lcm(self.period, other.period)
         shift = self.shift * (period // self.period)
         tabled = self.table or other.table or (table is not None and period > table[0])
-        approx = self.approx or other.approx
         if tabled and table is not None and period > table[0]:
             period, shift = table[1], _table_shift(table[1], self.jump)
         los, his = [], []
@@ -225,7 +246,7 @@ class Envelope:
                 los.append(min(a[0], b[0]))
                 his.append(max(a[1], b[1]))
         if tabled:
-            return Envelope(period, shift, tuple(los), tuple(his), table=True, approx=approx)
+            return Envelope(period, shift, tuple(los), tuple(his), table=True, src=("union", self, other))
         return Envelope(period, shift, tuple(los), tuple(his)).normalized()
 
     def normalized(self) -> "Envelope":
@@ -236,7 +257,7 @@ class Envelope:
             s = self.shift * d // p
             if all(_shifted(self.lo[o], s) == self.lo[o + d] and _shifted(self.hi[o], s) == self.hi[o + d]
                    for o in range(p - d)):
-                return Envelope(d, s, self.lo[:d], self.hi[:d], self.step, self.table, self.approx)
+                return Envelope(d, s, self.lo[:d], self.hi[:d], self.step, self.table)
         return self
 
 
@@ -254,7 +275,7 @@ def table_union(a: Envelope, b: Envelope, n: int) -> Envelope:
         los.append(None if iv is None else iv[0])
         his.append(None if iv is None else iv[1])
     return Envelope(max(n, 1), max(_table_shift(max(n, 1), a.jump), _table_shift(max(n, 1), b.jump)), tuple(los),
-                    tuple(his), table=True, approx=a.approx or b.approx)
+                    tuple(his), table=True, src=("union", a, b))
 
 
 def table_limit(size: int) -> int:
@@ -449,11 +470,6 @@ class AxisGeo:
         return AxisGeo(self.env.compose(window, table), self.short.compose(window, table), size, self.global_at,
                        self.before, self.gated, self.mixed)
 
-    @property
-    def approx(self) -> bool:
-        """Read from beyond a table's units somewhere (see :meth:`Envelope.is_table`)."""
-        return self.env.approx or self.short.approx
-
     def mix(self) -> "AxisGeo":
         """Every unit now depends on every unit of the axis, which keeps its extent."""
         return AxisGeo(mixed(self.env, self.size), mixed(self.short, self.size), self.size, self.global_at,
@@ -506,7 +522,7 @@ def merge_axis(branches: Sequence[tuple[str, AxisGeo]], size: int,
         if same_jump:
             env = env.union(g.env, (table_limit(size), size))
         else:  # different jumps (a pooled-and-resized gate): no common period; the units that exist,
-            # exact on them (a window that reads beyond them later is not: Envelope.approx)
+            # exact on them, and beyond them on demand (Envelope.src)
             env = table_union(env, g.env, size)
         mixed = mixed and g.mixed  # (a union: only what both cover stays covering)
     gated = bool(spatial and pooled) or any(g.gated for _, g in branches)

@@ -387,11 +387,6 @@ class Tracer(TorchFunctionMode):
     def _new_node(self, name: str, type_: str, op: str, call: Call, states: list[TensorState],
                   outs: list[torch.Tensor], inputs: list[int]) -> Node:
         states = call.kept_channels(states)
-        if any(g.env.period > 1 and g.approx for st in states for g in st.geo.values()) and not any(
-                g.approx for st in call.inputs for g in st.geo.values()):
-            call.note("the map was resized so often that following its exact period would cost too much: its "
-                      "geometry is kept for the units that exist, and this window reads beyond them, where it is "
-                      "an approximation", exact=False, code="RF104")
         if self.tainted_at is not None or not call.exact:
             # after a data-dependent decision nothing is exact, nor is what a rule noted as not exact
             # (copies: a rule may return its input's state object)

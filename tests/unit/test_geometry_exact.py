@@ -5,6 +5,8 @@ Before: the RF was the maximum over one "period" of the composed map, which can 
 units that do not exist (a 2-unit map with a period of 3 or 5)."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -166,14 +168,17 @@ def _periods(model, shape):
     return [(a.env.period, a.size) for n in g.nodes for a in n.state.geo.values()]
 
 
-def test_resized_gates_keep_a_bounded_period_and_stay_exact_where_no_window_reads_past_the_map():
+def test_resized_gates_keep_a_bounded_period_and_stay_exact():
     m = nn.Sequential(*[Gate1d(0) for _ in range(3)], nn.Conv1d(1, 1, 2, stride=2), *[Gate1d(0) for _ in range(2)])
-    sizes = [s for s in rf_sizes(m, (1, 31)) if s]
+    ivs = [iv for iv in unit_intervals(m, (1, 31)) if iv is not None]
     r = rfcheck.analyze(m, (1, 31))
-    assert r.exact and r.layers[-1].rf == (max(sizes),)
+    last = r.layers[-1]
+    assert r.exact and last.rf == (max(h - l + 1 for l, h in ivs),)
+    # the jump: the mean spacing of the RF centres over the units that exist
+    assert last.jump == (Fraction(ivs[-1][0] + ivs[-1][1] - ivs[0][0] - ivs[0][1], 2 * (len(ivs) - 1)),)
     # on a long input the lcm of the resized maps' periods would grow without bound: the geometry is
-    # kept as a table of the units that exist (at most twice the map, or 256)
+    # kept as a table of the units that exist (at most twice the map, or 256), and a padded window
+    # reads the units past them from the envelopes the table was made of
     wide = nn.Sequential(*[Gate1d(1) for _ in range(4)], nn.Conv1d(1, 1, 3, stride=2), *[Gate1d(1) for _ in range(4)])
     assert all(p <= max(256, 2 * n) for p, n in _periods(wide, (1, 1571)))
-    r = rfcheck.analyze(wide, (1, 1571))
-    assert not r.exact and "RF104" in {w.code for w in r.warnings}  # padded windows read past a table
+    assert rfcheck.analyze(wide, (1, 1571)).exact
