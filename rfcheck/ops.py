@@ -18,7 +18,7 @@ import torch
 
 from . import pieces as pc
 from .call import Call, tup
-from .geometry import adaptive, crop, interpolation, merge_axis, sliding, transposed
+from .geometry import AxisGeo, adaptive, crop, interpolation, merge_axis, sliding, transposed
 from .state import FLAT, MIXED, NO_AXES, PART, SPATIAL, Dim, Parts, TensorState
 
 Result = Union[TensorState, list]
@@ -415,6 +415,51 @@ def fold(call: Call) -> Result:
     return call.window({2 + i: transposed(k[i], s[i], p[i], dl[i]) for i in range(nd)}, state=spread)
 
 
+@register_module(torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN)
+def recurrent(module: torch.nn.Module, call: Call) -> Result:
+    """A recurrence over the sequence dim (Sequencer's LSTMs over rows and columns): with
+    ``bidirectional`` every step reads every step, as attention does; one-directional, step t
+    reads steps 0..t only, and the whole sequence shown is an upper bound (RF104).  The final
+    states read the whole sequence.  Run as one layer: its forward never runs on meta tensors."""
+    x, st = call.data, call.state
+    t_dim = 0 if x.ndim == 2 or not module.batch_first else 1
+    call.info.update(kind="recurrent")
+    call.macs = sum(p.numel() for p in module.parameters()) * x.shape[t_dim] * (x.numel() // x.shape[t_dim] //
+                                                                              x.shape[-1] if x.ndim == 3 else 1)
+    if st.dims[t_dim].axes and not module.bidirectional:
+        call.note("a one-directional recurrence reads the steps before each one only: the RF shown, the whole "
+                  "sequence, is an upper bound", exact=False, code="RF104")
+    seq = call.collapse([t_dim], keep=True, state=st, mix=True)
+    out = TensorState(seq.dims[:-1] + (NO_AXES,), seq.geo, seq.exact)
+    final = call.collapse([t_dim], keep=False, state=st)
+    results = [out]
+    for t in call.outputs[1:]:
+        results.append(TensorState(tuple(NO_AXES for _ in range(t.ndim)), dict(final.geo), final.exact))
+    return results
+
+
+def _recurrent_outputs(module: torch.nn.Module, x: torch.Tensor, hx: object = None) -> Optional[tuple]:
+    """The meta outputs of an LSTM/GRU/RNN forward, by the documented shapes (None: let it run)."""
+    if not isinstance(x, torch.Tensor) or x.ndim not in (2, 3):
+        return None
+    d = 2 if module.bidirectional else 1
+    h = getattr(module, "proj_size", 0) or module.hidden_size
+    n = module.num_layers * d
+    if x.ndim == 2:
+        seq, states = (x.shape[0], d * h), [(n, h)]
+    else:
+        b, t = (x.shape[0], x.shape[1]) if module.batch_first else (x.shape[1], x.shape[0])
+        seq = (b, t, d * h) if module.batch_first else (t, b, d * h)
+        states = [(n, b, h)]
+    if isinstance(module, torch.nn.LSTM):
+        states.append(states[0][:-1] + (module.hidden_size,))
+    new = [torch.empty(s, dtype=x.dtype, device="meta") for s in [seq, *states]]
+    return (new[0], (new[1], new[2])) if isinstance(module, torch.nn.LSTM) else (new[0], new[1])
+
+
+recurrent.meta_forward = _recurrent_outputs
+
+
 @register_function("pad")
 def pad(call: Call) -> Result:
     a = call.bind(["input", "pad", "mode", "value"], mode="constant")
@@ -489,16 +534,36 @@ def matmul(call: Call) -> Result:
         batch.append(cand[0] if cand else NO_AXES)
     call.macs = out.numel() * a.shape[-1]
     call.info["kind"] = "matmul"
+    if not contracted[0].axes and not contracted[1].axes:
+        call.info["mixes_channels"] = True  # (a product over features: every output feature reads all)
     merged = TensorState(tuple(batch + left + right), {}, True)
+    held = {ax for d in merged.dims for ax in d.axes}
     for st in call.inputs:
         for ax, g in st.geo.items():
-            if ax not in merged.geo or g.env.size_max > merged.geo[ax].env.size_max:
+            cur = merged.geo.get(ax)
+            reduced = [x for x in (cur, g) if x is not None and x.global_at is not None]
+            if cur is not None and len(reduced) == 1 and ax in held:
+                # a product with an operand reduced over the positions that the output still holds
+                # (linear attention's q @ (k.T @ v)): every unit reads every unit of both
+                merged.geo[ax] = _mixed_with(cur if g is reduced[0] else g, reduced[0])
+            elif cur is None or g.env.size_max > cur.env.size_max:
                 merged.geo[ax] = g
     merged.exact = all(st.exact for st in call.inputs)
     tmp = TensorState(tuple(merged.dims) + tuple(contracted), merged.geo, merged.exact)
     n = len(merged.dims)
     res = call.collapse([n, n + 1], keep=False, state=tmp, kind="attention")
     return res
+
+
+def _mixed_with(local: AxisGeo, reduced: AxisGeo) -> AxisGeo:
+    """``local``'s units each reading all of its own and of ``reduced``'s input (before it was
+    reduced): a constant envelope over both extents."""
+    from .geometry import Envelope, extremes
+    ivs = [iv for iv in (extremes(local.env, local.size),
+                         extremes(reduced.before.env, reduced.before.size) if reduced.before is not None else None)
+           if iv is not None]
+    env = Envelope(1, 0, (min(i[0] for i in ivs),), (max(i[1] for i in ivs),)) if ivs else local.env
+    return AxisGeo(env, local.mix().short, local.size, None, None, local.gated)
 
 
 def _attend(call: Call, q, k, v, token_dim: int, masked: Union[bool, str]) -> TensorState:
@@ -712,9 +777,10 @@ def _reshape_pieces(call: Call) -> Optional[TensorState]:
     if st.subpixel is not None:
         return None
     sizes = {a: g.size for a, g in st.geo.items() if g.global_at is None}
+    parts_dim = st.parts.dim if st.parts is not None and st.parts.dim >= 0 else None
     flat = []
     for j, (d, n) in enumerate(zip(st.dims, x.shape)):
-        ps = pc.pieces_of(d, j, n, sizes)
+        ps = pc.pieces_of(d, j, n, sizes, parts_dim)
         if ps is None or any(p.axis >= 0 and p.axis not in sizes for p in ps):
             return None
         flat += ps
@@ -749,8 +815,15 @@ def _reshape_pieces(call: Call) -> Optional[TensorState]:
             call.info["absorbed"] = True
     dims = [pc.classify(q, sizes) for q in new]
     # (absorbed positions are channels of different RFs now: a later channel slice is not exact)
-    return TensorState(tuple(dims), geo, st.exact and call.exact,
-                       lost=call.name if call.info.get("absorbed") else st.lost)
+    lost = call.name if call.info.get("absorbed") else st.lost
+    parts = None
+    if st.parts is not None:  # the channels of a concat regrouped (a channel shuffle)
+        parts, followed = pc.regrouped_parts(st.parts, dims)
+        if not followed:
+            lost = lost or call.name
+        elif parts is not None and parts.dim >= 0 or parts is None:
+            dims = [NO_AXES if not d.axes and d.pieces else d for d in dims]
+    return TensorState(tuple(dims), geo, st.exact and call.exact, parts=parts, lost=lost)
 
 
 def _call_text(call: Call) -> str:
@@ -799,7 +872,12 @@ def _perm(call: Call) -> list[int] | None:
 def permute(call: Call) -> Result:
     p = _perm(call)
     call.info["kind"] = "reshape"
-    return call.with_dims([call.state.dims[i] for i in p])
+    st = call.state
+    res = call.with_dims([st.dims[i] for i in p])
+    if st.parts is not None:  # (split over dims, -1, the pieces travel with the dims)
+        res.parts = st.parts if st.parts.dim < 0 else Parts(p.index(st.parts.dim), st.parts.bounds, st.parts.geos)
+    res.lost = st.lost
+    return res
 
 
 @register_function("expand", "expand_as", "broadcast_to")
@@ -902,6 +980,8 @@ def split(call: Call) -> Result:
             continue
         if dim.kind == SPATIAL:
             results.append(call.window({d: crop(offset)}, out=out))
+        elif dim.axes and (dim.kind == MIXED or _all_mixed(st, dim)):
+            results.append(call.with_dims(st.dims))  # every entry sees the same (a token MLP's hidden layer)
         elif dim.axes:
             results.append(call.unknown_result("split along a flattened spatial dim has no rule")[0])
         else:
@@ -921,6 +1001,8 @@ def narrow(call: Call) -> Result:
     dim = st.dims[d]
     if dim.kind == SPATIAL:
         return call.window({d: crop(start)})
+    if dim.axes and (dim.kind == MIXED or _all_mixed(st, dim)):
+        return call.with_dims(st.dims)
     if dim.axes:
         return call.unknown_result("narrow along a flattened spatial dim has no rule")
     return select_channels(call, st, call.with_dims(st.dims), d, d, start, start + a["length"], 1)
@@ -993,6 +1075,14 @@ def select_channels(call: Call, st: TensorState, res: TensorState, j: int, j_out
     """A slice of a dim without spatial axes (channels): with channel provenance, the geometry
     of just the kept channels; without it, homogeneous channels keep theirs, and channels
     whose provenance was lost make the slice not exact."""
+    if st.parts is not None and st.parts.dim < 0:  # channels a view split over several dims
+        kept = pc.sliced_parts(st.parts, st.dims, j, start, stop, step)
+        if kept is None:
+            call.note("a slice of channels that a view split over several dims in a way rfcheck cannot follow: the "
+                      "RF shown is the union of all of them, an upper bound", exact=False, code="RF104")
+            return replace(res, exact=False, parts=None)
+        geo = kept[0] if len(kept) == 1 else call._merged_geo(kept, list(res.dims), call.out, warn=False)[0]
+        return replace(res, geo=dict(geo), parts=None, lost=call.name)  # (exact as a whole; per channel no more)
     if st.parts is not None and st.parts.dim == j:
         pieces = st.parts.select(start, stop, step)
         geo = pieces[0][1] if len(pieces) == 1 else call._merged_geo([g for _, g in pieces], list(res.dims),

@@ -16,14 +16,16 @@ from math import prod
 from typing import Iterable, Optional, Sequence
 
 from .geometry import Envelope
-from .state import BATCH, CHANNEL, FLAT, NO_AXES, PART, SPATIAL, Dim, Piece
+from .state import BATCH, CHANNEL, FLAT, NO_AXES, PART, PARTS, SPATIAL, Dim, Parts, Piece
 
 #: a mixing envelope has one phase per unit of its period; past this the pieces are not followed
 MAX_PERIOD = 4096
 
 
-def pieces_of(d: Dim, j: int, n: int, sizes: dict[int, int]) -> Optional[list[Piece]]:
-    """The pieces of tensor dim ``j`` (length ``n``) in row-major order; None where unknown."""
+def pieces_of(d: Dim, j: int, n: int, sizes: dict[int, int], parts_dim: Optional[int] = None
+              ) -> Optional[list[Piece]]:
+    """The pieces of tensor dim ``j`` (length ``n``) in row-major order; None where unknown.
+    ``parts_dim``: the dim whose channels carry provenance (their pieces are ``PARTS``)."""
     if n == 1:
         return []
     if d.pieces:
@@ -32,7 +34,7 @@ def pieces_of(d: Dim, j: int, n: int, sizes: dict[int, int]) -> Optional[list[Pi
         a = d.axis
         return [Piece(a, 1, n)] if sizes.get(a) == n else None
     if not d.axes:
-        return [Piece(BATCH if j == 0 else CHANNEL, 1, n)]
+        return [Piece(PARTS if j == parts_dim else BATCH if j == 0 else CHANNEL, 1, n)]
     return None
 
 
@@ -40,9 +42,10 @@ def _normalize(ps: list[Piece]) -> tuple[Piece, ...]:
     """Adjacent pieces that index one stretch of an axis become one piece."""
     out: list[Piece] = []
     for p in ps:
-        if out and out[-1].axis == p.axis and (p.axis < 0 or out[-1].stride == p.stride * p.count):
+        ordered = p.axis >= 0 or p.axis == PARTS  # (a coordinate: merged only where contiguous)
+        if out and out[-1].axis == p.axis and (not ordered or out[-1].stride == p.stride * p.count):
             q = out[-1]
-            out[-1] = Piece(p.axis, 1 if p.axis < 0 else p.stride, q.count * p.count)
+            out[-1] = Piece(p.axis, p.stride if ordered else 1, q.count * p.count)
         else:
             out.append(p)
     return tuple(out)
@@ -138,7 +141,7 @@ def classify(ps: tuple[Piece, ...], sizes: dict[int, int]) -> Dim:
     """The Dim that holds pieces ``ps`` (a whole axis alone is a plain spatial dim)."""
     spatial = [p for p in ps if p.axis >= 0]
     if not spatial:
-        return NO_AXES
+        return Dim(pieces=tuple(ps)) if any(p.axis == PARTS for p in ps) else NO_AXES
     axes = frozenset(p.axis for p in spatial)
     if len(ps) == 1 and ps[0].stride == 1 and ps[0].count == sizes.get(ps[0].axis):
         return Dim(axes, SPATIAL)
@@ -162,8 +165,57 @@ def redivide(ps: Sequence[Piece], rebased: dict[int, int], absorbed: frozenset =
 
 
 def has_channels(ps: Sequence[Piece]) -> bool:
-    return any(p.axis == CHANNEL for p in ps)
+    return any(p.axis in (CHANNEL, PARTS) for p in ps)
 
 
 def has_batch(ps: Sequence[Piece]) -> bool:
     return any(p.axis == BATCH for p in ps)
+
+
+def regrouped_parts(parts: Parts, dims: Sequence[Dim]) -> tuple[Optional[Parts], bool]:
+    """The channel provenance after a view: (Parts, followed).  The PARTS pieces in one dim, in
+    any order (a channel shuffle put back), give each of its channels its old channel's geometry;
+    spread over several dims (mid-shuffle) they are kept as they were (``dim`` -1)."""
+    holding = [j for j, d in enumerate(dims) if any(p.axis == PARTS for p in d.pieces)]
+    if len(holding) > 1:
+        return Parts(-1, parts.bounds, parts.geos), True
+    if len(holding) != 1:
+        return None, False
+    j = holding[0]
+    ps = dims[j].pieces
+    if any(p.axis != PARTS for p in ps):
+        return None, False
+    counts = [p.count for p in ps]
+    pieces: list[tuple[int, dict]] = []
+    for flat in range(prod(counts)):
+        old, rest = 0, flat
+        for p, c in zip(reversed(ps), reversed(counts)):
+            old += (rest % c) * p.stride
+            rest //= c
+        k = max(i for i, b in enumerate(parts.bounds[:-1]) if b <= old)
+        pieces.append((1, parts.geos[k]))
+    return Parts.build(j, pieces), True
+
+
+def sliced_parts(parts: Parts, dims: Sequence[Dim], j: int, start: int, stop: int, step: int) -> Optional[list[dict]]:
+    """The distinct geometries of the channels a slice ``start:stop:step`` of dim ``j`` keeps, when
+    the channels are split over several dims (``parts.dim`` -1); None unless dim ``j`` holds
+    only channel pieces."""
+    mine = list(dims[j].pieces)
+    if not mine or any(p.axis != PARTS for p in mine):
+        return None
+    others = [p for k, d in enumerate(dims) if k != j for p in d.pieces if p.axis == PARTS]
+
+    def offsets(ps: list[Piece], indices) -> list[int]:
+        out = []
+        for flat in indices:
+            off, rest = 0, flat
+            for p in reversed(ps):
+                off += (rest % p.count) * p.stride
+                rest //= p.count
+            out.append(off)
+        return out
+    olds = {a + b for a in offsets(mine, range(start, stop, step)) for b in offsets(others, range(prod(
+        p.count for p in others)))}
+    found = {max(i for i, b in enumerate(parts.bounds[:-1]) if b <= old) for old in olds}
+    return [parts.geos[i] for i in sorted(found)]

@@ -28,6 +28,9 @@ class Piece:
 
 
 BATCH, CHANNEL = -1, -2
+#: the channels of a concat whose provenance (Parts) is followed through views: a channel shuffle
+#: splits them into two dims and back in another order
+PARTS = -3
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ NO_AXES = Dim()
 @dataclass(frozen=True)
 class Parts:
     """Channel provenance: along tensor dim ``dim`` (one without spatial axes, the channels of
-    a concat), channels ``bounds[i] .. bounds[i+1]-1`` have the geometry ``geos[i]``.  The
+    a concat), channels ``bounds[i] .. bounds[i+1]-1`` have the geometry ``geos[i]``; ``dim``
+    -1: the channels are split over several dims by a view (their ``PARTS`` pieces say how).  The
     tensor's own ``geo`` is their union (right for a unit summed over channels); a slice of
     the channels needs the parts it keeps."""
     dim: int

@@ -5,6 +5,7 @@ shuffle, and is merged only where channels really mix (a full conv, a Linear, a 
 Before: ``torch.cat([x, conv5(x)], 1)[:, :1]`` reported RF 5, exact; the output is x, RF 1."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn as nn
 from hypothesis import given, settings
@@ -73,19 +74,41 @@ def test_pixel_shuffle_after_a_concat():
     assert r.exact and r.rf.size == (1, 1)
 
 
-def test_a_reshape_of_the_channels_makes_a_later_slice_a_bound():
-    class Shuffle(nn.Module):
+class Shuffle(nn.Module):
+    """Two channels of RF 1 and two of RF 5, a channel shuffle (view, transpose, reshape), then
+    channel ``c`` alone."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.c = c
+        self.conv = nn.Conv1d(1, 1, 5, padding=2)
+
+    def forward(self, x):
+        y = torch.cat([x, x, self.conv(x), self.conv(x)], 1)          # RF 1, 1, 5, 5
+        y = y.view(1, 2, 2, -1).transpose(1, 2).reshape(1, 4, -1)     # channel shuffle: 1, 5, 1, 5
+        return y[:, self.c:self.c + 1]
+
+
+@pytest.mark.parametrize("c,rf", [(0, 1), (1, 5), (2, 1), (3, 5)])
+def test_a_channel_shuffle_keeps_each_channels_rf(c, rf):
+    m = Shuffle(c)
+    assert rf_box(m, (1, 12), margin=6) == (rf,)
+    r = rfcheck.analyze(m, (1, 12))
+    assert r.exact and r.rf.size == (rf,)
+
+
+def test_a_regrouping_of_the_channels_it_cannot_follow_makes_a_later_slice_a_bound():
+    class Regroup(nn.Module):
         def __init__(self):
             super().__init__()
             self.conv = nn.Conv1d(1, 1, 5, padding=2)
 
         def forward(self, x):
-            y = torch.cat([x, x, self.conv(x), self.conv(x)], 1)          # RF 1, 1, 5, 5
-            y = y.view(1, 2, 2, 12).transpose(1, 2).reshape(1, 4, 12)     # channel shuffle: 1, 5, 1, 5
-            return y[:, :1]
+            y = torch.cat([x, x, x, self.conv(x), self.conv(x), self.conv(x)], 1)   # RF 1, 1, 1, 5, 5, 5
+            return y.view(1, 4, 18)[:, :1]  # (6 channels of 12 into rows of 18: no pieces fit)
 
-    r = rfcheck.analyze(Shuffle(), (1, 12))
-    assert not r.exact and any(w.code == "RF104" and "channels with different RFs" in w.message for w in r.warnings)
+    r = rfcheck.analyze(Regroup(), (1, 12))
+    assert not r.exact and {w.code for w in r.warnings} & {"RF104", "RF105"}
 
 
 # -- random graphs against the oracle -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import rfcheck
-from tests.oracle import rf_box
+from tests.oracle import rf_box, rf_sizes
 
 SIZE = (3, 8, 8)  # a 2x2 patch embedding: 4x4 = 16 tokens of 8 channels
 
@@ -24,6 +24,7 @@ class Tokens(nn.Module):
         self.embed = nn.Conv2d(3, 8, 2, stride=2)
         self.token_mlp = nn.Linear(16, 16)
         self.token_up, self.token_down = nn.Linear(16, 24), nn.Linear(24, 16)  # MLP-Mixer's hidden size
+        self.token_glu = nn.Linear(16, 48)  # gMixer: a gated hidden layer, chunked in two
         self.qkv = nn.Linear(8, 24)
         self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
 
@@ -33,6 +34,9 @@ class Tokens(nn.Module):
             y = self.token_mlp(t.transpose(1, 2)).transpose(1, 2)
         elif self.kind == "mixer_hidden":
             y = self.token_down(F.gelu(self.token_up(t.transpose(1, 2)))).transpose(1, 2)
+        elif self.kind == "gmixer":
+            a, b = self.token_glu(t.transpose(1, 2)).chunk(2, dim=-1)
+            y = self.token_down(a * torch.sigmoid(b)).transpose(1, 2)
         elif self.kind == "mha":
             y = self.mha(t, t, t, need_weights=False)[0]
         else:
@@ -45,7 +49,7 @@ class Tokens(nn.Module):
         return t.transpose(1, 2).reshape(x.shape[0], 8, 4, 4)
 
 
-@pytest.mark.parametrize("kind", ["mixer", "mixer_hidden", "mha", "sdpa", "matmul"])
+@pytest.mark.parametrize("kind", ["mixer", "mixer_hidden", "gmixer", "mha", "sdpa", "matmul"])
 def test_every_token_sees_the_whole_input(kind):
     m = Tokens(kind)
     assert rf_box(m, SIZE) == (8, 8)  # the oracle: each output unit depends on all 8x8 pixels
@@ -107,3 +111,59 @@ def test_masked_attention_is_a_bound():
 
     r = rfcheck.analyze(Causal("sdpa"), SIZE)
     assert not r.exact and any(w.code == "RF104" for w in r.warnings)
+
+
+class Recurrent(nn.Module):
+    """A sequence model over the positions of a 1D map: a ReLU RNN (no saturation: the oracle's
+    positive weights keep every step in its linear range), then a conv of 2."""
+
+    def __init__(self, bidirectional: bool, cell: str = "rnn"):
+        super().__init__()
+        self.embed = nn.Conv1d(1, 4, 1)
+        d = 2 if bidirectional else 1
+        self.rnn = (nn.RNN(4, 4, nonlinearity="relu", batch_first=True, bidirectional=bidirectional) if cell == "rnn"
+                    else nn.LSTM(4, 4, batch_first=True, bidirectional=bidirectional))
+        self.head = nn.Conv1d(4 * d, 1, 2)
+
+    def forward(self, x):
+        y, _ = self.rnn(self.embed(x).transpose(1, 2))
+        return self.head(y.transpose(1, 2))
+
+
+def test_a_bidirectional_recurrence_sees_the_whole_sequence():
+    m = Recurrent(True)
+    assert rf_sizes(m, (1, 8)) == [8] * 7  # every output unit reads all 8 positions
+    r = rfcheck.analyze(m, (1, 8))
+    assert r.exact and r.rf.size == (8,)
+    lstm = rfcheck.analyze(Recurrent(True, "lstm"), (1, 8))  # (run as one layer: its shapes, not its forward)
+    assert lstm.exact and lstm.rf.size == (8,) and lstm.params.total == sum(
+        p.numel() for p in Recurrent(True, "lstm").parameters())
+
+
+def test_a_one_directional_recurrence_is_a_named_bound():
+    m = Recurrent(False)
+    assert rf_sizes(m, (1, 8)) == [2, 3, 4, 5, 6, 7, 8]  # unit t reads positions 0 .. t+1
+    r = rfcheck.analyze(m, (1, 8))
+    assert r.rf.size == (8,) and not r.exact and "RF104" in {w.code for w in r.warnings}
+
+
+class LinearAttention(nn.Module):
+    """EfficientViT's linear attention: relu(q) @ (relu(k).T @ v), the keys reduced first."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Conv2d(3, 8, 2, stride=2)
+        self.qkv = nn.Linear(8, 24)
+
+    def forward(self, x):
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        q, k, v = self.qkv(t).chunk(3, dim=-1)
+        y = F.relu(q) @ (F.relu(k).transpose(-2, -1) @ v)
+        return y.transpose(1, 2).reshape(x.shape[0], 8, 4, 4)
+
+
+def test_linear_attention_sees_the_whole_input():
+    m = LinearAttention()
+    assert rf_box(m, SIZE) == (8, 8)
+    r = rfcheck.analyze(m, SIZE)
+    assert r.exact and r.rf.size == (8, 8) and not [w for w in r.warnings if w.code == "RF203"]
