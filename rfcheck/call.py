@@ -1,6 +1,7 @@
 """The view a transfer rule gets of one traced call, and the helpers rules build results with."""
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import replace
 from typing import Any, Iterable, Optional, Sequence
 
@@ -89,9 +90,8 @@ class Call:
         geo = self._windowed(st.geo, dims, windows, out, collapse_if_whole, dense)
         parts = None
         if st.parts is not None and per_channel:  # every channel gets the same window
-            parts = Parts(st.parts.dim, st.parts.bounds, tuple(
-                self._windowed(g, dims, windows, out, collapse_if_whole, dense, record=False)
-                for g in st.parts.geos))
+            parts = Parts(st.parts.dim, st.parts.bounds, st.parts.mapped(
+                lambda g: self._windowed(g, dims, windows, out, collapse_if_whole, dense, record=False)))
         return TensorState(tuple(dims), geo, st.exact and self.exact, parts=parts, lost=st.lost)
 
     def _windowed(self, geo0: dict[int, AxisGeo], dims: list[Dim], windows: dict[int, Envelope],
@@ -170,15 +170,18 @@ class Call:
             return None, lost or self.name
         bounds = sorted({b for _, st in with_parts for b in st.parts.bounds})
         pieces = []
+        done: dict[tuple[int, ...], dict[int, AxisGeo]] = {}  # (each distinct combination once)
         for lo, hi in zip(bounds, bounds[1:]):
             geos = []
             for st in self.inputs:
                 if st.parts is None:
                     geos.append(st.geo)
                 else:
-                    i = max(k for k, b in enumerate(st.parts.bounds[:-1]) if b <= lo)
-                    geos.append(st.parts.geos[i])
-            pieces.append((hi - lo, self._merged_geo(geos, dims, out, warn=False)[0]))
+                    geos.append(st.parts.geos[bisect_right(st.parts.bounds, lo) - 1])
+            key = tuple(map(id, geos))
+            if key not in done:
+                done[key] = self._merged_geo(geos, dims, out, warn=False)[0]
+            pieces.append((hi - lo, done[key]))
         return Parts.build(pd, pieces), lost
 
     def _merged_geo(self, geos: list[dict[int, AxisGeo]], dims: list[Dim], out: torch.Tensor,
@@ -240,8 +243,8 @@ class Call:
                 lost = None
             elif keep or st.parts.dim < min(red):
                 pdim = st.parts.dim if keep else st.parts.dim - sum(1 for j in red if j < st.parts.dim)
-                parts = Parts(pdim, st.parts.bounds, tuple(
-                    self._collapsed(st, g, red, lengths, record=False)[0] for g in st.parts.geos))
+                parts = Parts(pdim, st.parts.bounds, st.parts.mapped(
+                    lambda g: self._collapsed(st, g, red, lengths, record=False)[0]))
             else:
                 lost = lost or self.name
         elif lost and any(not st.dims[j].axes for j in red):

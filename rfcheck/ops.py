@@ -1085,8 +1085,9 @@ def select_channels(call: Call, st: TensorState, res: TensorState, j: int, j_out
         return replace(res, geo=dict(geo), parts=None, lost=call.name)  # (exact as a whole; per channel no more)
     if st.parts is not None and st.parts.dim == j:
         pieces = st.parts.select(start, stop, step)
-        geo = pieces[0][1] if len(pieces) == 1 else call._merged_geo([g for _, g in pieces], list(res.dims),
-                                                                     call.out, warn=False)[0]
+        distinct = list({id(g): g for _, g in pieces}.values())  # (a shuffle alternates a few geometries)
+        geo = distinct[0] if len(distinct) == 1 else call._merged_geo(distinct, list(res.dims), call.out,
+                                                                      warn=False)[0]
         parts = Parts.build(j_out, pieces) if j_out is not None else None
         return replace(res, geo=dict(geo), parts=parts, lost=None if parts is None else st.lost)
     if st.lost and j != 0:

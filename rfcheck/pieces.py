@@ -12,6 +12,7 @@ rules that mark the values not exact.
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from math import prod
 from typing import Iterable, Optional, Sequence
 
@@ -185,16 +186,17 @@ def regrouped_parts(parts: Parts, dims: Sequence[Dim]) -> tuple[Optional[Parts],
     ps = dims[j].pieces
     if any(p.axis != PARTS for p in ps):
         return None, False
-    counts = [p.count for p in ps]
-    pieces: list[tuple[int, dict]] = []
-    for flat in range(prod(counts)):
-        old, rest = 0, flat
-        for p, c in zip(reversed(ps), reversed(counts)):
-            old += (rest % c) * p.stride
-            rest //= c
-        k = max(i for i, b in enumerate(parts.bounds[:-1]) if b <= old)
-        pieces.append((1, parts.geos[k]))
-    return Parts.build(j, pieces), True
+    olds = [0]
+    for p in ps:  # row-major: the first piece varies slowest
+        olds = [o + i * p.stride for o in olds for i in range(p.count)]
+    runs: list[list[int]] = []  # [range index, count], consecutive channels of one range merged
+    for o in olds:
+        k = bisect_right(parts.bounds, o) - 1
+        if runs and runs[-1][0] == k:
+            runs[-1][1] += 1
+        else:
+            runs.append([k, 1])
+    return Parts.build(j, [(n, parts.geos[k]) for k, n in runs]), True
 
 
 def sliced_parts(parts: Parts, dims: Sequence[Dim], j: int, start: int, stop: int, step: int) -> Optional[list[dict]]:
@@ -217,5 +219,5 @@ def sliced_parts(parts: Parts, dims: Sequence[Dim], j: int, start: int, stop: in
         return out
     olds = {a + b for a in offsets(mine, range(start, stop, step)) for b in offsets(others, range(prod(
         p.count for p in others)))}
-    found = {max(i for i, b in enumerate(parts.bounds[:-1]) if b <= old) for old in olds}
+    found = {bisect_right(parts.bounds, old) - 1 for old in olds}
     return [parts.geos[i] for i in sorted(found)]

@@ -2,6 +2,7 @@
 and the geometry of every spatial axis of the model input it depends on."""
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -64,11 +65,14 @@ class Parts:
     def select(self, start: int, stop: int, step: int = 1) -> list[tuple[int, dict[int, AxisGeo]]]:
         """(count, geometry) of the kept channels, in order, for channels start:stop:step."""
         out: list[tuple[int, dict[int, AxisGeo]]] = []
-        for lo, hi, g in zip(self.bounds, self.bounds[1:], self.geos):
+        first = max(bisect_right(self.bounds, start) - 1, 0)  # (hundreds of ranges after a channel shuffle)
+        for lo, hi, g in zip(self.bounds[first:], self.bounds[first + 1:], self.geos[first:]):
+            if lo >= stop:
+                break
             if step == 1:
                 n = max(0, min(hi, stop) - max(lo, start))
             else:
-                n = sum(1 for c in range(start, stop, step) if lo <= c < hi)
+                n = len(range(start + (-(lo - start) // step * -step if lo > start else 0), min(hi, stop), step))
             if n > 0:
                 if out and out[-1][1] is g:
                     out[-1] = (out[-1][0] + n, g)
@@ -76,15 +80,35 @@ class Parts:
                     out.append((n, g))
         return out
 
+    def mapped(self, fn) -> tuple[dict[int, AxisGeo], ...]:
+        """``fn`` of each range's geometry, once per distinct one (a channel shuffle leaves
+        hundreds of ranges that alternate between two geometries)."""
+        done: dict[int, dict[int, AxisGeo]] = {}
+        out = []
+        for g in self.geos:
+            r = done.get(id(g))
+            if r is None:
+                r = done[id(g)] = fn(g)
+            out.append(r)
+        return tuple(out)
+
     @staticmethod
     def build(dim: int, pieces: list[tuple[int, dict[int, AxisGeo]]]) -> Optional["Parts"]:
         """Parts from consecutive (count, geometry) pieces; None when every piece has the same
         geometry (then the tensor is homogeneous along the dim)."""
         merged: list[tuple[int, dict[int, AxisGeo]]] = []
+        same: dict[tuple[int, int], bool] = {}  # (a shuffle alternates two geometries hundreds of times)
         for n, g in pieces:
-            if merged and (merged[-1][1] is g or merged[-1][1] == g):
-                merged[-1] = (merged[-1][0] + n, merged[-1][1])
-            elif n:
+            if merged:
+                last = merged[-1][1]
+                if last is not g:
+                    key = (id(last), id(g))
+                    if key not in same:
+                        same[key] = last == g
+                if last is g or same[(id(last), id(g))]:
+                    merged[-1] = (merged[-1][0] + n, last)
+                    continue
+            if n:
                 merged.append((n, g))
         if len(merged) <= 1:
             return None
