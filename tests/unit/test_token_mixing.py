@@ -167,3 +167,19 @@ def test_linear_attention_sees_the_whole_input():
     assert rf_box(m, SIZE) == (8, 8)
     r = rfcheck.analyze(m, SIZE)
     assert r.exact and r.rf.size == (8, 8) and not [w for w in r.warnings if w.code == "RF203"]
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU, nn.RNN])
+@pytest.mark.parametrize("batch_first,bidirectional,batched", [(True, True, True), (False, False, True),
+                                                               (True, False, False), (False, True, False)])
+def test_recurrent_layers_give_the_shapes_their_forward_gives(cell, batch_first, bidirectional, batched):
+    from rfcheck.ops import _recurrent_outputs
+    kw = {"proj_size": 2} if cell is nn.LSTM and bidirectional else {}  # (LSTM's projection: h is 2 wide, c 3)
+    m = cell(4, 3, num_layers=2, batch_first=batch_first, bidirectional=bidirectional, **kw)
+    x = torch.randn((2, 5, 4) if batched else (5, 4))
+    real = m(x)
+    meta = _recurrent_outputs(m, x.to("meta"))
+
+    def shapes(o):
+        return [tuple(t.shape) for t in (o if isinstance(o, tuple) else (o,)) for t in (t if isinstance(t, tuple) else (t,))]
+    assert shapes(meta) == shapes(real)
