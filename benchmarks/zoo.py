@@ -141,16 +141,24 @@ def catalog(only: Optional[set[str]] = None) -> list[dict[str, Any]]:
 def _big(model: nn.Module, size: tuple[int, ...]) -> dict[str, Any]:
     """The analysis at BIG x BIG: time and peak RSS over the process before the call, or why not
     (a model whose position embeddings fix its input size says so)."""
+    _, error, seconds, mb = _measured(model, (size[0], BIG, BIG))
+    return {"big_error": error[:120]} if error else {"big_s": seconds, "big_rss_mb": mb}
+
+
+def _measured(model: nn.Module, size: tuple[int, ...]) -> tuple[Any, Optional[str], float, float]:
+    """(report or None, the one-line error or None, seconds, peak RSS in MB over the process
+    before the call) of one ``analyze()``."""
     from rfcheck import analyze
     from rfcheck.errors import RFCheckError
     reset_peak()
     rss0 = proc_status_kb("VmRSS")
     t0 = time.perf_counter()
+    rep, error = None, None
     try:
-        analyze(model, (size[0], BIG, BIG))
+        rep = analyze(model, size)
     except RFCheckError as e:
-        return {"big_error": " ".join(str(e).split())[:120]}
-    return {"big_s": time.perf_counter() - t0, "big_rss_mb": (proc_status_kb("VmHWM") - rss0) / 1024}
+        error = " ".join(str(e).split())
+    return rep, error, time.perf_counter() - t0, (proc_status_kb("VmHWM") - rss0) / 1024
 
 
 def _snapshot(model: nn.Module) -> dict[str, Any]:
@@ -201,15 +209,9 @@ def model_child(row: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     (_, meta_model), = load(row["spec"])
     out["build_s"] = time.perf_counter() - t0
-    reset_peak()
-    rss0 = proc_status_kb("VmRSS")
-    t0 = time.perf_counter()
-    try:
-        rep = analyze(meta_model, size)
-    except RFCheckError as e:
-        rep, out["error"] = None, " ".join(str(e).split())
-    out["analysis_s"] = time.perf_counter() - t0
-    out["rss_mb"] = (proc_status_kb("VmHWM") - rss0) / 1024
+    rep, error, out["analysis_s"], out["rss_mb"] = _measured(meta_model, size)
+    if error:
+        out["error"] = error
     target = meta_model
     if rep is None and row["kind"] == "detection" and hasattr(meta_model, "backbone"):
         out["detector_message"] = out.pop("error")

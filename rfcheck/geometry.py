@@ -62,7 +62,10 @@ class Envelope:
     hi: tuple[Optional[int], ...]
     #: taps of a layer window are lo, lo+step, ..., hi (a dilated kernel reads every d-th input)
     step: int = 1
-    #: the period is a table of the units that exist (see :meth:`is_table`)
+    #: the period is a table of the units that exist: a map resized again and again made the period
+    #: grow past what is worth following (GhostNetV2's pooled-and-resized gates); a unit beyond them,
+    #: which a padded window reads, is worked out on demand from ``src`` (the unbounded-input
+    #: convention of every other envelope)
     table: bool = False
     #: how a table's units beyond the map are worked out when a window reads them: ("union", a, b)
     #: or ("compose", envelope, window)
@@ -169,7 +172,7 @@ class Envelope:
         """``self`` maps a layer's input index to model-input intervals; ``layer`` maps the
         layer's output index to its input interval.  Returns output index -> model input.
         ``table=(limit, n)``: where the period would pass ``limit``, the result is a table of the
-        ``n`` units that exist (:meth:`is_table`)."""
+        ``n`` units that exist (``table``)."""
         if self.period == 1 and layer.period == 1 and not self.table:  # no resampling so far: one phase
             a, b = layer.lo[0], layer.hi[0]
             lo = self.lo[0]
@@ -207,14 +210,6 @@ class Envelope:
         if tabled or self.table:
             return Envelope(period, shift, tuple(los), tuple(his), table=True, src=("compose", self, layer))
         return Envelope(period, shift, tuple(los), tuple(his)).normalized()
-
-    @property
-    def is_table(self) -> bool:
-        """Only the units that exist are kept (a map resized again and again made the period
-        grow past what is worth following: GhostNetV2's pooled-and-resized gates); a unit
-        beyond them, which a padded window reads, is worked out on demand from what the
-        table was made of (``src``): the unbounded-input convention of every other envelope."""
-        return self.table
 
     def union(self, other: "Envelope", table: Optional[tuple[int, int]] = None) -> "Envelope":
         """Bounding interval of two paths with the same jump (a merge of aligned branches);

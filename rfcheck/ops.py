@@ -18,7 +18,7 @@ import torch
 
 from . import pieces as pc
 from .call import Call, tup
-from .geometry import AxisGeo, adaptive, crop, interpolation, merge_axis, sliding, transposed
+from .geometry import AxisGeo, Envelope, adaptive, crop, extremes, interpolation, merge_axis, sliding, transposed
 from .state import FLAT, MIXED, NO_AXES, PART, SPATIAL, Dim, Parts, TensorState
 
 Result = Union[TensorState, list]
@@ -424,8 +424,8 @@ def recurrent(module: torch.nn.Module, call: Call) -> Result:
     x, st = call.data, call.state
     t_dim = 0 if x.ndim == 2 or not module.batch_first else 1
     call.info.update(kind="recurrent")
-    call.macs = sum(p.numel() for p in module.parameters()) * x.shape[t_dim] * (x.numel() // x.shape[t_dim] //
-                                                                              x.shape[-1] if x.ndim == 3 else 1)
+    batch = x.numel() // (x.shape[t_dim] * x.shape[-1])  # (1 for an unbatched sequence)
+    call.macs = sum(p.numel() for p in module.parameters()) * x.shape[t_dim] * batch
     if st.dims[t_dim].axes and not module.bidirectional:
         call.note("a one-directional recurrence reads the steps before each one only: the RF shown, the whole "
                   "sequence, is an upper bound", exact=False, code="RF104")
@@ -558,7 +558,6 @@ def matmul(call: Call) -> Result:
 def _mixed_with(local: AxisGeo, reduced: AxisGeo) -> AxisGeo:
     """``local``'s units each reading all of its own and of ``reduced``'s input (before it was
     reduced): a constant envelope over both extents."""
-    from .geometry import Envelope, extremes
     ivs = [iv for iv in (extremes(local.env, local.size),
                          extremes(reduced.before.env, reduced.before.size) if reduced.before is not None else None)
            if iv is not None]
@@ -821,7 +820,7 @@ def _reshape_pieces(call: Call) -> Optional[TensorState]:
         parts, followed = pc.regrouped_parts(st.parts, dims)
         if not followed:
             lost = lost or call.name
-        elif parts is not None and parts.dim >= 0 or parts is None:
+        elif parts is None or parts.dim >= 0:
             dims = [NO_AXES if not d.axes and d.pieces else d for d in dims]
     return TensorState(tuple(dims), geo, st.exact and call.exact, parts=parts, lost=lost)
 
