@@ -54,7 +54,7 @@ def _lcm(a: int, b: int) -> int:
     return a * b // gcd(a, b)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Envelope:
     period: int
     shift: int
@@ -70,6 +70,14 @@ class Envelope:
     #: how a table's units beyond the map are worked out when a window reads them: ("union", a, b)
     #: or ("compose", envelope, window)
     src: Optional[tuple] = field(default=None, compare=False, repr=False)
+
+    def __init__(self, period: int, shift: int, lo: tuple, hi: tuple, step: int = 1, table: bool = False,
+                 src: Optional[tuple] = None):
+        # (the frozen dataclass's own __init__ sets each field through object.__setattr__: three
+        # times the cost, and an analysis builds two envelopes per layer and axis)
+        d = self.__dict__
+        d["period"], d["shift"], d["lo"], d["hi"], d["step"], d["table"], d["src"] = (
+            period, shift, lo, hi, step, table, src)
 
     # -- evaluation -----------------------------------------------------------------
     def at(self, o: int) -> Interval:
@@ -289,9 +297,18 @@ IDENTITY = Envelope(1, 1, (0,), (0,))
 
 
 # -- layer windows (output index -> layer-input interval) ------------------------------
+_SLIDING: dict[tuple[int, int, int, int], Envelope] = {}
+
+
 def sliding(kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> Envelope:
     """Conv / pooling window: output o reads inputs o*s - p ... o*s - p + d*(k-1)."""
-    return Envelope(1, stride, (-padding,), (-padding + dilation * (kernel - 1),), max(dilation, 1))
+    key = (kernel, stride, padding, dilation)
+    env = _SLIDING.get(key)  # (shared: envelopes are immutable, and a net repeats a few windows)
+    if env is None:
+        env = Envelope(1, stride, (-padding,), (-padding + dilation * (kernel - 1),), max(dilation, 1))
+        if len(_SLIDING) < 4096:
+            _SLIDING[key] = env
+    return env
 
 
 def transposed(kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> Envelope:
@@ -402,7 +419,7 @@ def interpolation(mode: str, scale: Fraction, align_corners: bool = False) -> En
 
 
 # -- per-axis state ---------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class AxisGeo:
     """What one spatial axis of a tensor knows about the model input.
 
@@ -420,6 +437,12 @@ class AxisGeo:
     #: units were mixed within windows (attention in a partition): a branch it covers unit by
     #: unit (the residual) is no misaligned merge
     mixed: bool = False
+
+    def __init__(self, env: Envelope, short: Envelope, size: int, global_at: Optional[int] = None,
+                 before: Optional["AxisGeo"] = None, gated: bool = False, mixed: bool = False):
+        d = self.__dict__  # (as Envelope's: one per layer and axis)
+        d["env"], d["short"], d["size"], d["global_at"], d["before"], d["gated"], d["mixed"] = (
+            env, short, size, global_at, before, gated, mixed)
 
     @classmethod
     def input(cls, size: int) -> "AxisGeo":

@@ -185,13 +185,27 @@ def grouped(call: Call, res: TensorState, windows: dict, groups: int, cdim: int,
         return res if res.lost is None else replace(res, lost=None)
     if st.parts is None or st.parts.dim != cdim:
         return res
+    dims = list(res.dims)
+
+    def windowed(geo: dict) -> dict:
+        return call._windowed(geo, dims, windows, call.out, False, True, record=False)
+    parts = st.parts
+    if cin == groups:  # depthwise: output group k is input channel k's geometry, windowed
+        per = cout // groups
+        geos = parts.mapped(windowed)
+        return replace(res, parts=Parts.build(cdim, [((hi - lo) * per, g) for lo, hi, g in
+                                                     zip(parts.bounds, parts.bounds[1:], geos)]))
     pieces = []
+    done: dict[tuple[int, ...], dict] = {}  # (the groups of a shuffle read a few combinations)
     for g in range(groups):
-        kept = st.parts.select(g * cin // groups, (g + 1) * cin // groups)
-        union = kept[0][1] if len(kept) == 1 else call._merged_geo([geo for _, geo in kept], list(res.dims),
-                                                                   call.out, warn=False)[0]
-        pieces.append((cout // groups, call._windowed(union, list(res.dims), windows, call.out, False, True,
-                                                      record=False)))
+        kept = parts.select(g * cin // groups, (g + 1) * cin // groups)
+        key = tuple(id(geo) for _, geo in kept)
+        out = done.get(key)
+        if out is None:
+            union = kept[0][1] if len(kept) == 1 else call._merged_geo([geo for _, geo in kept], dims, call.out,
+                                                                       warn=False)[0]
+            out = done[key] = windowed(union)
+        pieces.append((cout // groups, out))
     return replace(res, parts=Parts.build(cdim, pieces))
 
 
@@ -1083,11 +1097,16 @@ def select_channels(call: Call, st: TensorState, res: TensorState, j: int, j_out
         geo = kept[0] if len(kept) == 1 else call._merged_geo(kept, list(res.dims), call.out, warn=False)[0]
         return replace(res, geo=dict(geo), parts=None, lost=call.name)  # (exact as a whole; per channel no more)
     if st.parts is not None and st.parts.dim == j:
-        pieces = st.parts.select(start, stop, step)
-        distinct = list({id(g): g for _, g in pieces}.values())  # (a shuffle alternates a few geometries)
+        if step == 1:
+            parts, kept = st.parts.sliced(start, stop, j_out)
+        else:
+            pieces = st.parts.select(start, stop, step)
+            parts, kept = Parts.build(j_out, pieces), [g for _, g in pieces]
+        if j_out is None:
+            parts = None
+        distinct = list({id(g): g for g in kept}.values())  # (a shuffle alternates a few geometries)
         geo = distinct[0] if len(distinct) == 1 else call._merged_geo(distinct, list(res.dims), call.out,
                                                                       warn=False)[0]
-        parts = Parts.build(j_out, pieces) if j_out is not None else None
         return replace(res, geo=dict(geo), parts=parts, lost=None if parts is None else st.lost)
     if st.lost and j != 0:
         call.note(f"channels with different RFs were merged at {st.lost} by an op that does not mix them, so "

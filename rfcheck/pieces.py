@@ -13,6 +13,7 @@ rules that mark the values not exact.
 from __future__ import annotations
 
 from bisect import bisect_right
+from itertools import chain, groupby, pairwise, repeat
 from math import prod
 from typing import Iterable, Optional, Sequence
 
@@ -189,14 +190,11 @@ def regrouped_parts(parts: Parts, dims: Sequence[Dim]) -> tuple[Optional[Parts],
     olds = [0]
     for p in ps:  # row-major: the first piece varies slowest
         olds = [o + i * p.stride for o in olds for i in range(p.count)]
-    runs: list[list[int]] = []  # [range index, count], consecutive channels of one range merged
-    for o in olds:
-        k = bisect_right(parts.bounds, o) - 1
-        if runs and runs[-1][0] == k:
-            runs[-1][1] += 1
-        else:
-            runs.append([k, 1])
-    return Parts.build(j, [(n, parts.geos[k]) for k, n in runs]), True
+    # each old channel's range, then runs of consecutive channels from one range (C-level passes:
+    # a shuffle regroups every channel of every block)
+    owner = list(chain.from_iterable(repeat(k, hi - lo) for k, (lo, hi) in enumerate(pairwise(parts.bounds))))
+    geos = parts.geos
+    return Parts.build(j, [(sum(1 for _ in run), geos[k]) for k, run in groupby(map(owner.__getitem__, olds))]), True
 
 
 def sliced_parts(parts: Parts, dims: Sequence[Dim], j: int, start: int, stop: int, step: int) -> Optional[list[dict]]:

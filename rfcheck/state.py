@@ -2,8 +2,9 @@
 and the geometry of every spatial axis of the model input it depends on."""
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Optional
 
 from .geometry import AxisGeo
@@ -80,6 +81,16 @@ class Parts:
                     out.append((n, g))
         return out
 
+    def sliced(self, start: int, stop: int, dim: int) -> tuple[Optional["Parts"], tuple[dict[int, AxisGeo], ...]]:
+        """Channels start:stop (a chunk, a split, a narrow) as Parts along ``dim`` (None: they share
+        one geometry) and the geometries they keep, in order: tuple slices, no pass per channel."""
+        b = self.bounds
+        first, end = max(bisect_right(b, start) - 1, 0), bisect_left(b, stop)
+        geos = self.geos[first:end]
+        if len(geos) <= 1:
+            return None, geos
+        return Parts(dim, (0, *[x - start for x in b[first + 1:end]], stop - start), geos), geos
+
     def mapped(self, fn) -> tuple[dict[int, AxisGeo], ...]:
         """``fn`` of each range's geometry, once per distinct one (a channel shuffle leaves
         hundreds of ranges that alternate between two geometries)."""
@@ -96,26 +107,28 @@ class Parts:
     def build(dim: int, pieces: list[tuple[int, dict[int, AxisGeo]]]) -> Optional["Parts"]:
         """Parts from consecutive (count, geometry) pieces; None when every piece has the same
         geometry (then the tensor is homogeneous along the dim)."""
-        merged: list[tuple[int, dict[int, AxisGeo]]] = []
+        counts: list[int] = []
+        geos: list[dict[int, AxisGeo]] = []
         same: dict[tuple[int, int], bool] = {}  # (a shuffle alternates two geometries hundreds of times)
+        last = None
         for n, g in pieces:
-            if merged:
-                last = merged[-1][1]
-                if last is not g:
+            if not n:
+                continue
+            if g is not last:
+                if last is not None:
                     key = (id(last), id(g))
-                    if key not in same:
-                        same[key] = last == g
-                if last is g or same[(id(last), id(g))]:
-                    merged[-1] = (merged[-1][0] + n, last)
+                    eq = same.get(key)
+                    if eq is None:
+                        eq = same[key] = last == g
+                if last is None or not eq:
+                    counts.append(n)
+                    geos.append(g)
+                    last = g
                     continue
-            if n:
-                merged.append((n, g))
-        if len(merged) <= 1:
+            counts[-1] += n
+        if len(geos) <= 1:
             return None
-        bounds = [0]
-        for n, _ in merged:
-            bounds.append(bounds[-1] + n)
-        return Parts(dim, tuple(bounds), tuple(g for _, g in merged))
+        return Parts(dim, tuple(accumulate(counts, initial=0)), tuple(geos))
 
 
 @dataclass

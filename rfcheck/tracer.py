@@ -698,6 +698,32 @@ def _restore(entries: list[tuple], ids: tuple, names: dict[int, str]) -> list[Di
     return out
 
 
+def _patch_calls(modules: list[torch.nn.Module], call) -> list[tuple[type, Any]]:
+    """Route the model's module calls through ``call``: set on each of the model's module types, not
+    on ``nn.Module`` (a class attribute set on ``nn.Module`` updates the slots of its hundreds of
+    loaded subclasses, ~0.1 ms each way and more with timm imported, and empties the method cache).
+    Where a type has a ``__call__`` of its own (which may reach ``nn.Module.__call__`` through
+    ``super()``), ``nn.Module``'s is patched as before.  Returns what :func:`_unpatch_calls` puts
+    back.  A module built inside a forward, of a type the model did not hold, then runs without a
+    frame of its own: its ops are traced under the layer that calls it."""
+    base = torch.nn.Module.__call__
+    types = list(dict.fromkeys(map(type, modules)))
+    if any(t.__call__ is not base for t in types):
+        torch.nn.Module.__call__ = call
+        return [(torch.nn.Module, base)]
+    for t in types:
+        t.__call__ = call
+    return [(t, _MISSING) for t in types]
+
+
+def _unpatch_calls(patched: list[tuple[type, Any]]) -> None:
+    for t, before in patched:
+        if before is _MISSING:
+            del t.__call__
+        else:
+            t.__call__ = before
+
+
 def trace(model: torch.nn.Module, inputs: list[torch.Tensor], rules: Optional[dict] = None) -> Graph:
     """Run ``model`` once on meta ``inputs`` and return the recorded graph; ``rules`` maps
     module types and op names to rules that win over the global table for this trace only."""
@@ -746,11 +772,12 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor], rules: Optional[di
     # attributes, parameters, buffers and submodules, and (pre_hook) the whole state of each module
     # whose forward runs, before it first runs
     ids: tuple = ()
+    patched: list[tuple[type, Any]] = []
     try:
         if training:
             model.eval()  # (a model may override train(): let it)
         ids = _identities(tracer.modules)
-        torch.nn.Module.__call__ = call
+        patched = _patch_calls(tracer.modules, call)
         with torch.no_grad(), tracer, warnings.catch_warnings():
             # a warning about the cost of a real kernel means nothing on meta tensors
             warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
@@ -760,7 +787,7 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor], rules: Optional[di
     except Exception as e:
         raise TraceError(_describe_failure(tracer, e)) from e
     finally:
-        torch.nn.Module.__call__ = module_call
+        _unpatch_calls(patched)
         restored = _restore(list(tracer.saved.values()), ids, tracer.module_names)
         if training:  # (an eval-mode model was not touched)
             for m in tracer.modules:

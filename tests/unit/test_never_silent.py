@@ -484,3 +484,72 @@ def test_timm_convit_tiny_is_usable_after_the_analysis():
     assert d.layer == "blocks.0.attn" and "buffer rel_indices" in d.message
     with torch.no_grad():
         assert model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+
+
+# -- module calls are routed per type and put back -------------------------------------------
+class OwnCall(nn.Module):
+    """A module type with a __call__ of its own that reaches nn.Module's through super()."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = conv(8, 8)
+
+    def __call__(self, *args, **kwargs):
+        return super().__call__(*args, **kwargs)
+
+    def forward(self, x):
+        return self.c(x)
+
+
+class BuildsInForward(nn.Module):
+    """Makes a 3x3 max pool (stride 1, padding 1) module inside its forward: a type the model does
+    not hold."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = conv()
+
+    def forward(self, x):
+        return nn.MaxPool2d(3, 1, 1)(self.c(x))
+
+
+def _no_call_patched(model):
+    assert torch.nn.Module.__call__ is torch.nn.Module._wrapped_call_impl
+    for m in model.modules():
+        for t in type(m).__mro__:
+            if t is not torch.nn.Module:
+                assert "__call__" not in vars(t) or t is OwnCall, t
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_module_calls_are_put_back(fails):
+    class Fails(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    model = nn.Sequential(conv(), nn.ReLU(), Fails() if fails else nn.Identity())
+    if fails:
+        with pytest.raises(TraceError):
+            rfcheck.analyze(model, (3, 8, 8))
+    else:
+        rfcheck.analyze(model, (3, 8, 8))
+    _no_call_patched(model)
+
+
+def test_a_type_with_its_own_call_is_traced_with_its_layer_names():
+    """conv (RF 3) -> OwnCall's conv (RF 5): both named by their module paths."""
+    model = nn.Sequential(conv(), OwnCall())
+    r = rfcheck.analyze(model, (3, 8, 8))
+    assert [l.name for l in r.layers] == ["0", "1.c"]
+    assert r.layers[-1].rf == (5, 5) and r.exact
+    _no_call_patched(model)
+    assert OwnCall.__call__ is not torch.nn.Module.__call__  # its own, as it was
+
+
+def test_a_module_built_inside_the_forward_is_still_traced():
+    """conv (RF 3) then a 3x3 stride-1 max pool built in forward: RF 5, under its parent's name."""
+    model = nn.Sequential(BuildsInForward())
+    r = rfcheck.analyze(model, (3, 8, 8))
+    assert r.layers[-1].rf == (5, 5) and r.exact
+    assert r.layers[-1].name.startswith("0")
+    _no_call_patched(model)
