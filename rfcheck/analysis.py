@@ -10,6 +10,7 @@ import torch
 
 from .diagnostics import Diagnostic
 from .errors import RFCheckError, TraceError
+from .geometry import shared_fraction
 from .report import COUNT_KEYS, Block, Layer, ModelRF, OutputRF, Params, Report
 from .state import TensorState
 from .tracer import Graph, Node, trace
@@ -170,7 +171,12 @@ def build_report(graph: Graph, model_name: str, input_size: tuple[int, ...],
     unknown_seen = False
     tainted = graph.tainted_at is not None
     # the nodes whose maps resample (a period > 1): only they can have a resized jump or empty units
-    periodic = {n.index for n in nodes if any(g.env.period > 1 for g in n.state.geo.values())}
+    periodic = set()
+    for n in nodes:
+        for g in n.state.geo.values():
+            if g.env.period > 1:
+                periodic.add(n.index)
+                break
     for n in nodes[1:]:
         for w in n.warnings:
             if w not in warnings:
@@ -362,13 +368,20 @@ def _layer(n: Node, nodes: list[Node], batch: int = 1) -> Layer:
         g = geo[a]
         e = g.env
         if e.period == 1:  # one phase (no resampling so far): every unit alike, no per-unit work
-            rf.append(e.size_max)
-            j = e.jump
+            # (read from the one interval: the envelope's cached properties cost more than the
+            # arithmetic on an envelope met once)
+            lo, hi = e.lo[0], e.hi[0]
+            j = shared_fraction(e.shift, 1)
             jump.append(j)
             jmin.append(j)
             jmax.append(j)
-            if e.lo[0] is None:  # reads nothing: Envelope.phase_dependent's one-phase case
+            if lo is None:  # reads nothing: Envelope.phase_dependent's one-phase case
                 phase = True
+                rf.append(0)
+                start.append(None)
+            else:
+                rf.append(hi - lo + 1)
+                start.append(shared_fraction(lo + hi, 2))
         else:
             rf.append(g.rf)
             mean, lo, hi = g.spacing
@@ -376,9 +389,13 @@ def _layer(n: Node, nodes: list[Node], batch: int = 1) -> Layer:
             jmin.append(lo)
             jmax.append(hi)
             phase = phase or e.phase_dependent
+            start.append(e.start)
         sh = g.short
-        rf_min.append(sh.size_min if sh.period == 1 else g.rf_min)
-        start.append(e.start)
+        if sh.period == 1:
+            lo = sh.lo[0]
+            rf_min.append(0 if lo is None else sh.hi[0] - lo + 1)
+        else:
+            rf_min.append(g.rf_min)
     info = n.info
     # a unit depends on the input only if it does along every axis (an axis where no unit
     # does, e.g. a stride that keeps only the empty phases of a transposed conv, empties all)

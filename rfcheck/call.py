@@ -209,8 +209,10 @@ class Call:
                 self.info["gating"] = True
         # a dim that only carried a broadcast (size-1) spatial dim may have grown; keep sizes right
         for j, d in enumerate(dims):
-            if d.kind == SPATIAL and d.axis in geo and geo[d.axis].global_at is None:
-                geo[d.axis] = replace(geo[d.axis], size=out.shape[j])
+            if d.kind == SPATIAL:
+                g = geo.get(d.axis)
+                if g is not None and g.global_at is None and g.size != out.shape[j]:
+                    geo[d.axis] = replace(g, size=out.shape[j])
         return geo, exact
 
     def collapse(self, dims: Iterable[int], keep: bool, state: Optional[TensorState] = None,

@@ -24,7 +24,7 @@ Interval = Optional[tuple[int, int]]
 _FRACTIONS: dict[tuple[int, int], Fraction] = {}
 
 
-def _fraction(num: int, den: int) -> Fraction:
+def shared_fraction(num: int, den: int) -> Fraction:
     """Fraction(num, den), shared: every layer's jump and RF centre is one, and most repeat."""
     key = (num, den)
     f = _FRACTIONS.get(key)
@@ -113,7 +113,7 @@ class Envelope:
 
     @cached_property
     def jump(self) -> Fraction:
-        return _fraction(self.shift, self.period)
+        return shared_fraction(self.shift, self.period)
 
     def sizes(self) -> list[int]:
         return [h - l + 1 for l, h in zip(self.lo, self.hi) if l is not None]
@@ -153,7 +153,7 @@ class Envelope:
     def start(self) -> Optional[Fraction]:
         """Centre of output unit 0's RF in input coordinates."""
         iv = self.at(0)
-        return None if iv is None else _fraction(iv[0] + iv[1], 2)
+        return None if iv is None else shared_fraction(iv[0] + iv[1], 2)
 
     def aligned_with(self, other: "Envelope") -> bool:
         """Same jump and same start (integer arithmetic: this runs for every merge input)."""

@@ -110,7 +110,18 @@ def op_name(func: Callable) -> str:
     return name
 
 
+_PRETTY: dict[str, str] = {}
+
+
 def pretty(op: str) -> str:
+    """``__radd__`` -> ``add``: the name a layer shows for an op (once per op name)."""
+    shown = _PRETTY.get(op)
+    if shown is None:
+        shown = _PRETTY[op] = _pretty(op)
+    return shown
+
+
+def _pretty(op: str) -> str:
     if op.startswith("__") and op.endswith("__"):
         op = op[2:-2]
         if op.startswith(("r", "i")) and op[1:] in ("add", "sub", "mul", "truediv", "floordiv", "pow", "matmul"):

@@ -13,8 +13,9 @@ rules that mark the values not exact.
 from __future__ import annotations
 
 from bisect import bisect_right
-from itertools import chain, groupby, pairwise, repeat
+from itertools import chain, compress, count, islice, repeat
 from math import prod
+from operator import ne, sub
 from typing import Iterable, Optional, Sequence
 
 from .geometry import Envelope
@@ -189,12 +190,16 @@ def regrouped_parts(parts: Parts, dims: Sequence[Dim]) -> tuple[Optional[Parts],
         return None, False
     olds = [0]
     for p in ps:  # row-major: the first piece varies slowest
-        olds = [o + i * p.stride for o in olds for i in range(p.count)]
+        steps = range(0, p.stride * p.count, p.stride)
+        olds = [o + s for o in olds for s in steps]
     # each old channel's range, then runs of consecutive channels from one range (C-level passes:
     # a shuffle regroups every channel of every block)
-    owner = list(chain.from_iterable(repeat(k, hi - lo) for k, (lo, hi) in enumerate(pairwise(parts.bounds))))
-    geos = parts.geos
-    return Parts.build(j, [(sum(1 for _ in run), geos[k]) for k, run in groupby(map(owner.__getitem__, olds))]), True
+    b = parts.bounds
+    owner = list(chain.from_iterable(map(repeat, range(len(parts.geos)), map(sub, b[1:], b[:-1]))))
+    ks = list(map(owner.__getitem__, olds))
+    starts = [0, *compress(count(1), map(ne, ks, islice(ks, 1, None)))]
+    runs = map(sub, [*starts[1:], len(ks)], starts)
+    return Parts.build(j, list(zip(runs, map(parts.geos.__getitem__, map(ks.__getitem__, starts))))), True
 
 
 def sliced_parts(parts: Parts, dims: Sequence[Dim], j: int, start: int, stop: int, step: int) -> Optional[list[dict]]:

@@ -52,6 +52,19 @@ class Dim:
 NO_AXES = Dim()
 
 
+def _same_geo(a: dict[int, AxisGeo], b: dict[int, AxisGeo]) -> bool:
+    """``a == b``, the RF tested first: the inputs of a concat mostly differ there, and the full
+    comparison of frozen dataclasses builds tuples of every field (DenseNet's concats compare
+    hundreds of neighbours)."""
+    if a.keys() != b.keys():
+        return False
+    for k, x in a.items():
+        y = b[k]
+        if x is not y and (x.size != y.size or x.env.lo != y.env.lo or x.env.hi != y.env.hi):
+            return False
+    return a == b
+
+
 @dataclass(frozen=True)
 class Parts:
     """Channel provenance: along tensor dim ``dim`` (one without spatial axes, the channels of
@@ -119,7 +132,7 @@ class Parts:
                     key = (id(last), id(g))
                     eq = same.get(key)
                     if eq is None:
-                        eq = same[key] = last == g
+                        eq = same[key] = _same_geo(last, g)
                 if last is None or not eq:
                     counts.append(n)
                     geos.append(g)

@@ -588,7 +588,7 @@ def _global_hooks() -> bool:
 _CONTAINERS = frozenset({list, dict, set})  # attribute values a forward may change in place (x.append)
 _SCALARS = frozenset({int, float, bool, str, complex, type(None)})
 _MISSING = object()
-_flat, _values = chain.from_iterable, dict.values
+_flat = chain.from_iterable
 #: what the keys of a module's own dicts hold, for the RF302 message
 _NON_PERSISTENT = "_non_persistent_buffers_set"
 _KINDS = {_NON_PERSISTENT: "non-persistent buffer"}
@@ -611,17 +611,27 @@ _SUBDICTS = tuple(itemgetter(k) for k in _OWN)
 
 
 def _identities(modules: list[torch.nn.Module]) -> tuple:
-    """Every module's ``__dict__``, ``_parameters``, ``_buffers`` and ``_modules``: their keys and the
-    identity of their values, flattened (C-level passes: this runs for every module of every
-    analysis, ~1 us each; the contents of other containers are in the :func:`_entry` of the
-    modules whose forward runs)."""
+    """A shallow copy of every module's ``__dict__``, ``_parameters``, ``_buffers`` and ``_modules``
+    (C-level copies: this runs for every module of every analysis; the contents of other
+    containers are in the :func:`_entry` of the modules whose forward runs)."""
     dicts = list(map(vars, modules))
     try:
         groups = [dicts] + [list(map(g, dicts)) for g in _SUBDICTS]
-        return (modules, groups, [list(map(len, x)) for x in groups], [list(_flat(x)) for x in groups],
-                [list(_flat(map(_values, x))) for x in groups])
-    except (TypeError, KeyError):  # not plain dicts (a TorchScript module's wrappers): nothing to guard
+        return modules, groups, [[d.copy() for d in x] for x in groups]
+    except (TypeError, KeyError, AttributeError):  # not plain dicts (a TorchScript module's wrappers)
         return ()
+
+
+def _unchanged(now: list[dict], before: list[dict], ordered: bool) -> bool:
+    """Every dict holds what its copy holds (C-level: a value compares equal to itself without its
+    ``__eq__``; a value replaced by an equal one, a new tuple of the same ints, counts as unchanged),
+    in the same key order where ``ordered`` (a Sequential runs its ``_modules`` in theirs)."""
+    try:
+        if now != before:
+            return False
+    except Exception:  # (a tensor replaced by another: its == is elementwise)
+        return False
+    return not ordered or list(_flat(now)) == list(_flat(before))
 
 
 def _put_back(d: dict, before: dict, kind: str, what: list[str]) -> None:
@@ -670,15 +680,13 @@ def _restore(entries: list[tuple], ids: tuple, names: dict[int, str]) -> list[Di
                 v.clear()
                 v.update(before)
     if ids:
-        modules, groups, lens, keys, vals = ids
-        for kind, x, ln, k, v in zip(_GROUPS, groups, lens, keys, vals):
-            if list(_flat(x)) == k and all(map(is_, _flat(map(_values, x)), v)):
+        modules, groups, copies = ids
+        for kind, x, saved in zip(_GROUPS, groups, copies):
+            if _unchanged(x, saved, ordered=kind != "attribute"):
                 continue
-            off = 0
-            for m, d, n in zip(modules, x, ln):
-                ks, vs, off = k[off:off + n], v[off:off + n], off + n
-                if len(d) != n or not all(map(is_, d, ks)) or not all(map(is_, d.values(), vs)):
-                    _put_back(d, dict(zip(ks, vs)), kind, what.setdefault(id(m), []))
+            for m, d, b in zip(modules, x, saved):
+                if len(d) != len(b) or not all(map(is_, d, b)) or not all(map(is_, d.values(), b.values())):
+                    _put_back(d, b, kind, what.setdefault(id(m), []))
     if not any(what.values()):
         return []
     by_id = {id(m): m for m in ids[0]} if ids else {}
