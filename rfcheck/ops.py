@@ -146,13 +146,16 @@ def pointwise(call: Call) -> Result:
 # -- convolutions ------------------------------------------------------------------------
 @register_function("conv1d", "conv2d", "conv3d")
 def conv(call: Call) -> Result:
-    a = call.bind(["input", "weight", "bias", "stride", "padding", "dilation", "groups"],
-                  stride=1, padding=0, dilation=1, groups=1)
-    x, w = a["input"], a["weight"]
+    if len(call.args) == 7 and not call.kwargs:  # (every Conv module's call: no binding by name)
+        x, w, _, stride, pad, dilation, groups = call.args
+    else:
+        a = call.bind(["input", "weight", "bias", "stride", "padding", "dilation", "groups"],
+                      stride=1, padding=0, dilation=1, groups=1)
+        x, w, stride, pad, dilation, groups = a["input"], a["weight"], a["stride"], a["padding"], a["dilation"], \
+            a["groups"]
     nd = w.ndim - 2
     k = tuple(w.shape[2:])
-    s, d = tup(a["stride"], nd), tup(a["dilation"], nd)
-    pad = a["padding"]
+    s, d = tup(stride, nd), tup(dilation, nd)
     if pad == "valid":
         p = (0,) * nd
     elif pad == "same":
@@ -160,7 +163,6 @@ def conv(call: Call) -> Result:
     else:
         p = tup(pad, nd)
     cin = x.shape[-nd - 1]
-    groups = a["groups"]
     call.info.update(kind="conv", kernel=k, stride=s, padding=p, dilation=d, groups=groups,
                      in_channels=cin, out_channels=w.shape[0])
     call.macs = call.out.numel() * (cin // groups) * prod(k)

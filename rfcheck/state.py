@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Optional
 
-from .geometry import AxisGeo
+from .geometry import AxisGeo, cached_property
 
 # Dim kinds: "none" (batch, channels, features), "spatial" (one whole spatial axis),
 # "flat" (whole spatial axes merged with others, e.g. after flatten), "part" (a piece of
@@ -43,9 +43,10 @@ class Dim:
     #: slowest); empty where they are not known (then what follows is not exact)
     pieces: tuple = ()
 
-    @property
+    @cached_property
     def axis(self) -> Optional[int]:
-        """The axis of a proper spatial dim, else None."""
+        """The axis of a proper spatial dim, else None (remembered: a dim object is shared by every
+        layer that keeps it, and each window reads it)."""
         return next(iter(self.axes)) if self.kind == SPATIAL else None
 
 
