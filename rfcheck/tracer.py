@@ -220,13 +220,14 @@ class Tracer(TorchFunctionMode):
         self.nodes: list[Node] = []
         self.frames: list[_Frame] = []
         self.names: set[str] = set()
+        self.suffix: dict[str, int] = {}  # name -> the next suffix to try (see _unique)
         self.calls: dict[int, int] = {}
         self.attributed: set[int] = set()
         self.suppress = 0
         self.current: tuple[str, Any] = _IDLE
         self.module_outputs: dict[str, int] = {}
         self.module_types: dict[str, str] = {}
-        self.top_level: list[str] = []
+        self.top_level: dict[str, None] = {}  # (a dict: ordered, and a Sequential of 2,000 layers has 2,000)
         self.diagnostics: list[Diagnostic] = []
         self.tainted_at: Optional[int] = None  # see Graph.tainted_at
         self.decisions: set[tuple[str, str]] = set()  # (module, op) of the data-dependent reads reported
@@ -274,11 +275,20 @@ class Tracer(TorchFunctionMode):
         if name not in self.names:
             self.names.add(name)
             return name
-        k = 2
+        # the scan starts after the last suffix given (a functional op called 1,000 times in one
+        # forward would otherwise scan 1, 2, ... each time); :meth:`_release` resets it
+        k = self.suffix.get(name, 2)
         while f"{name}:{k}" in self.names:
             k += 1
+        self.suffix[name] = k + 1
         self.names.add(f"{name}:{k}")
         return f"{name}:{k}"
+
+    def _release(self, name: str) -> None:
+        """A name given back (a node renamed after its module): the next of its base may take it."""
+        self.names.discard(name)
+        self.suffix.pop(name, None)
+        self.suffix.pop(name.rsplit(":", 1)[0], None)
 
     # -- the mode ----------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -535,8 +545,8 @@ class Tracer(TorchFunctionMode):
             return
         self.module_outputs[name] = self.registry[id(outs[0])][0]
         self.module_types[name] = type(module).__name__
-        if len(self.frames) == 1 and self.frames[0].module is self.model and name not in self.top_level:
-            self.top_level.append(name)
+        if len(self.frames) == 1 and self.frames[0].module is self.model:
+            self.top_level[name] = None
 
     def _post(self, frame: _Frame, module, args, outs):
         if frame.rule is not None:
@@ -565,7 +575,7 @@ class Tracer(TorchFunctionMode):
         producer = next((n for n in reversed(made) if out_ids & set(n.out_ids)), None)
         if producer is not None:
             old = producer.name
-            self.names.discard(old)
+            self._release(old)
             producer.name = self._unique(frame.name)
             producer.type = type(module).__name__
             producer.warnings = [w.renamed(old, producer.name) for w in producer.warnings]
@@ -810,7 +820,7 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor], rules: Optional[di
     trainable = sum(n for _, n, rg in tracer.params.values() if rg)
     unused = sorted(name for pid, (name, _, _) in tracer.params.items() if pid not in tracer.attributed)
     return Graph(tracer.nodes, outputs, total, trainable, unused, tracer.module_outputs, tracer.module_types,
-                 tracer.top_level, tracer.diagnostics + restored, tracer.tainted_at)
+                 list(tracer.top_level), tracer.diagnostics + restored, tracer.tainted_at)
 
 
 _TOO_SMALL = ("too small", "can't be greater than actual input size", "cannot be greater than",
