@@ -263,7 +263,9 @@ class Tracer(TorchFunctionMode):
         return ids
 
     def _attribute(self, node: Node, ids: set[int]) -> None:
-        for pid in sorted(ids, key=lambda i: self.params[i][0]):
+        if not ids:
+            return
+        for pid in (ids if len(ids) == 1 else sorted(ids, key=lambda i: self.params[i][0])):
             name, n, _ = self.params[pid]
             if pid in self.attributed:
                 node.shared_params += n
