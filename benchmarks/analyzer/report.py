@@ -256,7 +256,8 @@ def depth_table(run: Run) -> list[str]:
     objects = max(r.get("objects", 0) for r in run.depth.values()) // 1000
     return ["## Depth sweep (rfcheck only)\n",
             "Plain stacks of Conv2d(8, 8, 3, padding=1) on 8x64x64, in a forked process; 5 calls after a "
-            "warm-up.  The mean includes Python's cyclic garbage collector: a full (generation 2) collection "
+            f"warm-up; {max(r.get('rounds', 1) for r in run.depth.values())} round(s) over every depth in turn, "
+            "each depth keeping its fastest round (the mean of its 5 calls; gc on and off alike).  The mean includes Python's cyclic garbage collector: a full (generation 2) collection "
             f"walks every object of the process (~{objects}k here: torch, torchvision and the peers are imported) "
             "and runs once per ~25% growth of the long-lived objects, so with few calls the *median* jumps "
             "when a collection starts to fall inside most calls; the mean (amortized) is the cost.  "
