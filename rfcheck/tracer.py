@@ -718,22 +718,35 @@ def _restore(entries: list[tuple], ids: tuple, names: dict[int, str]) -> list[Di
     return out
 
 
+#: nn.Module's own __call__ (what a traced module call runs once the tracer has seen it)
+_MODULE_CALL = torch.nn.Module.__call__
+
+
+def _routed(fn: Any) -> bool:
+    """``fn`` is a trace's module-call route (an analysis running inside another one's trace)."""
+    return getattr(fn, "rfcheck_route", False)
+
+
 def _patch_calls(modules: list[torch.nn.Module], call) -> list[tuple[type, Any]]:
     """Route the model's module calls through ``call``: set on each of the model's module types, not
     on ``nn.Module`` (a class attribute set on ``nn.Module`` updates the slots of its hundreds of
     loaded subclasses, ~0.1 ms each way and more with timm imported, and empties the method cache).
     Where a type has a ``__call__`` of its own (which may reach ``nn.Module.__call__`` through
-    ``super()``), ``nn.Module``'s is patched as before.  Returns what :func:`_unpatch_calls` puts
-    back.  A module built inside a forward, of a type the model did not hold, then runs without a
-    frame of its own: its ops are traced under the layer that calls it."""
-    base = torch.nn.Module.__call__
+    ``super()``), ``nn.Module``'s is patched as before, and so are the types an enclosing trace
+    routed.  Returns what :func:`_unpatch_calls` puts back.  A module built inside a forward, of a
+    type the model did not hold, then runs without a frame of its own: its ops are traced under
+    the layer that calls it."""
+    call.rfcheck_route = True
     types = list(dict.fromkeys(map(type, modules)))
-    if any(t.__call__ is not base for t in types):
+    patched = []
+    if any(t.__call__ is not _MODULE_CALL and not _routed(t.__call__) for t in types):
+        patched.append((torch.nn.Module, torch.nn.Module.__call__))
         torch.nn.Module.__call__ = call
-        return [(torch.nn.Module, base)]
+        types = [t for t in types if _routed(vars(t).get("__call__"))]  # (they would shadow it)
     for t in types:
+        patched.append((t, vars(t).get("__call__", _MISSING)))
         t.__call__ = call
-    return [(t, _MISSING) for t in types]
+    return patched
 
 
 def _unpatch_calls(patched: list[tuple[type, Any]]) -> None:
@@ -756,7 +769,7 @@ def trace(model: torch.nn.Module, inputs: list[torch.Tensor], rules: Optional[di
         tracer.register(t, 0, TensorState.for_input(_shape(t)))
     training = [m for m in tracer.modules if m.training]
     training_set = set(map(id, training))
-    module_call = torch.nn.Module.__call__
+    module_call = _MODULE_CALL if _routed(torch.nn.Module.__call__) else torch.nn.Module.__call__
     pre, post = tracer.pre_hook, tracer.post_hook
 
     quiet = torch._C.DisableTorchFunction

@@ -553,3 +553,26 @@ def test_a_module_built_inside_the_forward_is_still_traced():
     assert r.layers[-1].rf == (5, 5) and r.exact
     assert r.layers[-1].name.startswith("0")
     _no_call_patched(model)
+
+
+def test_an_analysis_inside_a_forward_routes_its_own_calls():
+    """A forward that analyses its own 3x3 conv (RF 3) while the model is traced: the inner
+    analysis routes the shared module types through itself and gives them back; outside, the
+    model's RF is 5 (3x3 then 3x3) with every layer named."""
+    seen = []
+
+    class Inspects(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Sequential(conv(8, 8), nn.ReLU())
+
+        def forward(self, x):
+            seen.append(rfcheck.analyze(self.inner, (8, 8, 8)).rf.size)
+            return self.inner(x)
+
+    model = nn.Sequential(conv(), Inspects())
+    r = rfcheck.analyze(model, (3, 8, 8))
+    assert seen == [(3, 3)]
+    assert r.rf.size == (5, 5) and r.exact
+    assert [l.name for l in r.layers] == ["0", "1.inner.0", "1.inner.1"]
+    _no_call_patched(model)
