@@ -13,7 +13,7 @@ from rfcheck.registry import register_model
 
 FOLDER = Path(__file__).resolve().parents[2] / "models"
 # model RF at the input of the global pool, derived by hand in each file's docstring
-HAND_RF = {"net": 67, "net_v2": 67, "net_fashion": 53, "net_maxpool": 56, "net_tiny": 53, "net_transposed": 73}
+HAND_RF = {"net": 67, "net_v2": 67, "net_v3": 67, "net_fashion": 53, "net_maxpool": 56, "net_tiny": 53, "net_transposed": 73}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_cli_checks_the_whole_folder(capsys, monkeypatch):
     import json
     docs = json.loads(capsys.readouterr().out)
     assert [d["model"].split(":")[1] for d in docs] == ["Net", "NetFashion", "NetMaxPool", "NetTiny", "NetTransposed",
-                                                        "NetV2"]
+                                                        "NetV2", "NetV3"]
     own = {d["model"].split(":")[1]: {c["rule"]: c for c in d["checks"]} for d in docs}
     assert own["NetTiny"]["min_rf"]["limit"] == 45 and own["Net"]["min_rf"]["limit"] == 53
     assert [d["input_size"] for d in docs if d["model"].endswith("NetFashion")] == [[1, 28, 28]]
@@ -62,7 +62,7 @@ def test_cli_checks_the_whole_folder(capsys, monkeypatch):
     docs = json.loads(capsys.readouterr().out)
     assert {d["model"].split(":")[1]: d["passed"] for d in docs} == {
         "Net": True, "NetFashion": False, "NetMaxPool": False, "NetTiny": False, "NetTransposed": True,
-        "NetV2": True}
+        "NetV2": True, "NetV3": True}
 
 
 def test_register_model_validates_rules():
