@@ -45,6 +45,19 @@ class Residual(nn.Module):
         return F.relu(y) if self.relu_after else y
 
 
+def fixed_residual(c: int, dilation: int = 1) -> Residual:
+    """A residual separable block with fixes 1-3 of :class:`NetV2` (the ReLU after the add, the
+    branch's last BatchNorm scale at zero, no ReLU between the depthwise and the pointwise conv)."""
+    block = Residual(separable(c, c, dilation=dilation, mid_relu=False, end_relu=False), relu_after=True)
+    nn.init.zeros_(block.body[4].weight)  # the branch's last BatchNorm scale
+    return block
+
+
+def fixed_separable(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """A separable conv without the ReLU between its depthwise and its pointwise conv (fix 3)."""
+    return separable(cin, cout, stride=stride, mid_relu=False)
+
+
 @register_model(name="net_v2")
 class NetV2(nn.Module):
     """Net with three zero-parameter block fixes (the same 98,090 parameters, the same module
@@ -67,15 +80,7 @@ class NetV2(nn.Module):
 
     def __init__(self, num_classes: int = 10):
         super().__init__()
-
-        def res(c: int, dilation: int = 1) -> Residual:
-            block = Residual(separable(c, c, dilation=dilation, mid_relu=False, end_relu=False), relu_after=True)
-            nn.init.zeros_(block.body[4].weight)        # the branch's last BatchNorm scale
-            return block
-
-        def sep(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-            return separable(cin, cout, stride=stride, mid_relu=False)
-
+        res, sep = fixed_residual, fixed_separable
         self.c1 = nn.Sequential(conv_bn(3, 32), conv_bn(32, 32), conv_bn(32, 56, stride=2))         # 16x16
         self.c2 = nn.Sequential(res(56), res(56, dilation=2), res(56), sep(56, 96, stride=2))       # 8x8
         self.c3 = nn.Sequential(res(96, dilation=2), res(96), sep(96, 128))                          # 8x8

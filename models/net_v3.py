@@ -13,7 +13,7 @@ Check it:  rfcheck models/net_v3.py
 """
 import torch.nn as nn
 import torch.nn.functional as F
-from net_v2 import Residual, conv_bn, separable  # noqa: E402  (models/ is on sys.path when rfcheck loads a file)
+from net_v2 import conv_bn, fixed_residual, fixed_separable  # noqa: E402  (models/ is on sys.path when rfcheck loads a file)
 
 from rfcheck.registry import register_model
 
@@ -29,15 +29,7 @@ class NetV3(nn.Module):
 
     def __init__(self, num_classes: int = 10):
         super().__init__()
-
-        def res(c: int, dilation: int = 1) -> Residual:
-            block = Residual(separable(c, c, dilation=dilation, mid_relu=False, end_relu=False), relu_after=True)
-            nn.init.zeros_(block.body[4].weight)        # the branch's last BatchNorm scale
-            return block
-
-        def sep(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-            return separable(cin, cout, stride=stride, mid_relu=False)
-
+        res, sep = fixed_residual, fixed_separable
         self.c1 = nn.Sequential(conv_bn(3, 32), conv_bn(32, 32), conv_bn(32, 48, stride=2))                  # 16x16
         self.c2 = nn.Sequential(sep(48, 88), res(88, dilation=2), res(88), res(88, dilation=2))              # 16x16
         self.c3 = nn.Sequential(sep(88, 112, stride=2), res(112, dilation=2))                                 # 8x8
