@@ -391,11 +391,7 @@ def _layer(n: Node, nodes: list[Node], batch: int = 1) -> Layer:
             phase = phase or e.phase_dependent
             start.append(e.start)
         sh = g.short
-        if sh.period == 1:
-            lo = sh.lo[0]
-            rf_min.append(0 if lo is None else sh.hi[0] - lo + 1)
-        else:
-            rf_min.append(g.rf_min)
+        rf_min.append(sh.one_phase_size() if sh.period == 1 else g.rf_min)
     info = n.info
     # a unit depends on the input only if it does along every axis (an axis where no unit
     # does, e.g. a stride that keeps only the empty phases of a transposed conv, empties all)

@@ -184,6 +184,15 @@ class Call:
             pieces.append((hi - lo, done[key]))
         return Parts.build(pd, pieces), lost
 
+    def union_geo(self, geos: Sequence[dict[int, AxisGeo]], dims: Sequence[Dim]) -> dict[int, AxisGeo]:
+        """The geometry of channels that hold these geometries, together (a unit summed over them;
+        each distinct one counted once, one alone is itself); no merge warnings: they are channels
+        of one tensor, not branches."""
+        distinct = list({id(g): g for g in geos}.values())
+        if len(distinct) == 1:
+            return distinct[0]
+        return self._merged_geo(distinct, list(dims), self.out, warn=False)[0]
+
     def _merged_geo(self, geos: list[dict[int, AxisGeo]], dims: list[Dim], out: torch.Tensor,
                     warn: bool = True) -> tuple[dict[int, AxisGeo], bool]:
         branches: dict[int, list[tuple[str, AxisGeo]]] = {}

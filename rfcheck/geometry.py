@@ -118,17 +118,17 @@ class Envelope:
     def sizes(self) -> list[int]:
         return [h - l + 1 for l, h in zip(self.lo, self.hi) if l is not None]
 
-    def _size0(self) -> int:
-        """The one phase's RF size (period 1: no list to build)."""
+    def one_phase_size(self) -> int:
+        """The one phase's RF size (period 1: no list to build; 0 when it reads nothing)."""
         return 0 if self.lo[0] is None else self.hi[0] - self.lo[0] + 1
 
     @cached_property
     def size_max(self) -> int:
-        return self._size0() if self.period == 1 else max(self.sizes(), default=0)
+        return self.one_phase_size() if self.period == 1 else max(self.sizes(), default=0)
 
     @cached_property
     def size_min(self) -> int:
-        return self._size0() if self.period == 1 else min(self.sizes(), default=0)
+        return self.one_phase_size() if self.period == 1 else min(self.sizes(), default=0)
 
     # -- over the units that exist (a map of n units may hold fewer than one period) ----
     def size_max_in(self, n: int) -> int:

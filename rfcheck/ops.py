@@ -215,9 +215,7 @@ def grouped(call: Call, res: TensorState, windows: dict, groups: int, cdim: int,
         key = tuple(id(geo) for _, geo in kept)
         out = done.get(key)
         if out is None:
-            union = kept[0][1] if len(kept) == 1 else call._merged_geo([geo for _, geo in kept], dims, call.out,
-                                                                       warn=False)[0]
-            out = done[key] = windowed(union)
+            out = done[key] = windowed(call.union_geo([geo for _, geo in kept], dims))
         pieces.append((cout // groups, out))
     return replace(res, parts=Parts.build(cdim, pieces))
 
@@ -1107,7 +1105,7 @@ def select_channels(call: Call, st: TensorState, res: TensorState, j: int, j_out
             call.note("a slice of channels that a view split over several dims in a way rfcheck cannot follow: the "
                       "RF shown is the union of all of them, an upper bound", exact=False, code="RF104")
             return replace(res, exact=False, parts=None)
-        geo = kept[0] if len(kept) == 1 else call._merged_geo(kept, list(res.dims), call.out, warn=False)[0]
+        geo = call.union_geo(kept, res.dims)
         return replace(res, geo=dict(geo), parts=None, lost=call.name)  # (exact as a whole; per channel no more)
     if st.parts is not None and st.parts.dim == j:
         if step == 1:
@@ -1117,9 +1115,7 @@ def select_channels(call: Call, st: TensorState, res: TensorState, j: int, j_out
             parts, kept = Parts.build(j_out, pieces), [g for _, g in pieces]
         if j_out is None:
             parts = None
-        distinct = list({id(g): g for g in kept}.values())  # (a shuffle alternates a few geometries)
-        geo = distinct[0] if len(distinct) == 1 else call._merged_geo(distinct, list(res.dims), call.out,
-                                                                      warn=False)[0]
+        geo = call.union_geo(kept, res.dims)  # (a shuffle alternates a few geometries)
         return replace(res, geo=dict(geo), parts=parts, lost=None if parts is None else st.lost)
     if st.lost and j != 0:
         call.note(f"channels with different RFs were merged at {st.lost} by an op that does not mix them, so "

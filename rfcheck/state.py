@@ -124,22 +124,20 @@ class Parts:
         counts: list[int] = []
         geos: list[dict[int, AxisGeo]] = []
         same: dict[tuple[int, int], bool] = {}  # (a shuffle alternates two geometries hundreds of times)
-        last = None
+
+        def equal(a: dict[int, AxisGeo], b: dict[int, AxisGeo]) -> bool:
+            key = (id(a), id(b))
+            if key not in same:
+                same[key] = _same_geo(a, b)
+            return same[key]
         for n, g in pieces:
             if not n:
                 continue
-            if g is not last:
-                if last is not None:
-                    key = (id(last), id(g))
-                    eq = same.get(key)
-                    if eq is None:
-                        eq = same[key] = _same_geo(last, g)
-                if last is None or not eq:
-                    counts.append(n)
-                    geos.append(g)
-                    last = g
-                    continue
-            counts[-1] += n
+            if geos and (g is geos[-1] or equal(geos[-1], g)):
+                counts[-1] += n
+            else:
+                counts.append(n)
+                geos.append(g)
         if len(geos) <= 1:
             return None
         return Parts(dim, tuple(accumulate(counts, initial=0)), tuple(geos))
