@@ -24,7 +24,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", help="a run folder written by training.train")
     p.add_argument("--name", required=True, help="folder name under benchmarks/results/")
-    p.add_argument("--checkpoint", default=None, help="also copy last.pt to benchmarks/results/NAME.pt")
+    p.add_argument("--checkpoint", default=None, help="also write last.pt's weights (no optimizer or random state: "
+                                                      "not resumable) to this path under benchmarks/results/")
     p.add_argument("--verify-data", default=None, help="re-evaluate the copied checkpoint on this data")
     p.add_argument("--note", default=None, help="what the table should say about the design (e.g. its commit)")
     args = p.parse_args(argv)
@@ -45,7 +46,9 @@ def main(argv=None) -> int:
     if (run.parent / f"{run.name}.log").exists():
         shutil.copy2(run.parent / f"{run.name}.log", dest / "stdout.log")
     if args.checkpoint:
-        shutil.copy2(run / "last.pt", RESULTS / args.checkpoint)
+        from training import checkpoint  # torch: only when a checkpoint is written
+
+        checkpoint.save(RESULTS / args.checkpoint, checkpoint.weights_only(checkpoint.load(run / "last.pt")))
     if args.verify_data:
         # The copied checkpoint when there is one, else the run's own last.pt: either way the
         # figure in the table is re-derived from the weights, not only read from the log.

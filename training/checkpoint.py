@@ -62,6 +62,17 @@ def save(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
+# What only --resume needs: a recorded copy (benchmarks/record_training.py) leaves it out.
+RESUME_ONLY = ("model_raw", "optimizer", "scheduler", "scaler", "rng")
+
+
+def weights_only(ck: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint a reader evaluates: the weights the run reports and its record (history,
+    settings, data, model spec), without the optimizer, schedule, random state and (with EMA) raw
+    weights that only resuming needs; under half the size, so it can be committed."""
+    return {**{k: v for k, v in ck.items() if k not in RESUME_ONLY}, "resumable": False}
+
+
 def load(path: Path, map_location: str = "cpu") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():

@@ -335,6 +335,9 @@ def run(args: argparse.Namespace) -> int:
     elapsed_before = 0.0
     if args.resume:
         ck = checkpoint.load(out / "last.pt")
+        if ck.get("resumable") is False:
+            raise checkpoint.CheckpointError(f"checkpoint {str(out / 'last.pt')!r} holds weights only (a recorded "
+                                             "copy without optimizer or random state): it cannot be resumed")
         if ck.get("model_spec_name") != label:
             raise checkpoint.CheckpointError(f"checkpoint {str(out / 'last.pt')!r} is for {ck.get('model_spec_name')}, "
                                              f"not {label}")

@@ -53,3 +53,49 @@ def test_no_summary_without_a_second_seed(tmp_path, record):
     _run(tmp_path, "c", 1, 80.00, 80.00, CMD.format(s=1).replace("--epochs 100", "--epochs 50"))
     record.write_table(tmp_path)
     assert "more than one seed" not in (tmp_path / "training_cifar10.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def seeds():
+    import sys
+    sys.path.insert(0, str(ROOT))       # benchmarks.record_seeds imports benchmarks.record_training
+    from benchmarks import record_seeds
+    return record_seeds
+
+
+def _recorded(root: Path, name: str, seed: int, acc: float, cmd: str, size: int = 1000, **check) -> None:
+    results = root / "benchmarks" / "results"
+    _run(results, name, seed, acc + 0.5, acc + 0.6, cmd)
+    summary = json.loads((results / name / "summary.json").read_text())
+    (results / name / "summary.json").write_text(json.dumps({**summary, "test_images": 10000}))
+    (results / name / "checkpoint.pt").write_bytes(b"x" * size)
+    (results / name / "evaluate.json").write_text(json.dumps(
+        {"accuracy": acc, "n": 10000, "tta": False, "checkpoint": f"benchmarks/results/{name}/checkpoint.pt",
+         **check}))
+
+
+def test_seeds_json_takes_evaluate_s_figures(tmp_path, seeds):
+    for s, acc in ((0, 89.12), (2, 88.70), (1, 89.40)):
+        _recorded(tmp_path, f"r{s}", s, acc, CMD.format(s=s) + (" --resume" if s == 1 else ""))
+    rec = seeds.seeds_record(["r0", "r2", "r1"], tmp_path / "benchmarks" / "results", tmp_path)
+    # the recipe is the command without --seed, --out and --resume
+    assert rec["recipe"] == ("python -m training.train models/net.py:Net --data D --epochs 100 "
+                             "--weight-decay 5e-4")
+    # final_acc is evaluate.json's accuracy (the summary's final figure was set 0.5 higher)
+    assert rec["runs"] == [{"seed": 0, "checkpoint": "r0/checkpoint.pt", "final_acc": 89.12},
+                           {"seed": 1, "checkpoint": "r1/checkpoint.pt", "final_acc": 89.40},
+                           {"seed": 2, "checkpoint": "r2/checkpoint.pt", "final_acc": 88.70}]
+    # by hand: (89.12 + 89.40 + 88.70) / 3 = 89.0733; deviations 0.0467, 0.3267, -0.3733 -> sd 0.3523
+    assert (rec["mean"], rec["sd"], rec["min"]) == (89.073, 0.352, 88.70)
+
+
+@pytest.mark.parametrize("case, why", [
+    ("recipe", "different recipes"), ("seed", "repeated seed"), ("big", "under 1 MB"),
+    ("tta", "plain pass"), ("outside", "not a checkpoint under")])
+def test_seeds_json_refuses(tmp_path, seeds, case, why):
+    _recorded(tmp_path, "a", 0, 89.0, CMD.format(s=0))
+    cmd = CMD.format(s=1).replace("5e-4", "2.5e-4") if case == "recipe" else CMD.format(s=0 if case == "seed" else 1)
+    extra = {"tta": True} if case == "tta" else {"checkpoint": "runs/b/last.pt"} if case == "outside" else {}
+    _recorded(tmp_path, "b", 0 if case == "seed" else 1, 89.0, cmd, size=1_000_001 if case == "big" else 10, **extra)
+    with pytest.raises(ValueError, match=why):
+        seeds.seeds_record(["a", "b"], tmp_path / "benchmarks" / "results", tmp_path)

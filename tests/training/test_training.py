@@ -208,6 +208,30 @@ def test_evaluate_json(work, dataset, capsys):
     assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(ck["test_acc"], abs=1e-6)
 
 
+def test_weights_only_copy_evaluates_the_same_and_is_not_resumed(work, dataset, capsys):
+    """What benchmarks/record_training.py commits: the reported weights and the run's record, no
+    optimizer or random state; it evaluates to the same accuracy and --resume refuses it."""
+    from training import checkpoint
+
+    assert train_cli.main(base_args(work, dataset, "--epochs", "1", "--ema", "0.5", "--out", "w")) == 0
+    full = checkpoint.load(work / "w" / "last.pt")
+    checkpoint.save(work / "slim" / "last.pt", checkpoint.weights_only(full))
+    slim = checkpoint.load(work / "slim" / "last.pt")
+    assert not set(checkpoint.RESUME_ONLY) & set(slim) and slim["resumable"] is False
+    assert all(torch.equal(slim["model"][k], full["model"][k]) for k in full["model"])   # the EMA weights
+    assert (work / "slim" / "last.pt").stat().st_size < 0.6 * (work / "w" / "last.pt").stat().st_size
+    capsys.readouterr()
+    accs = []
+    for run in ("w", "slim"):
+        assert evaluate_cli.main([str(work / run / "last.pt"), "--data", str(dataset), "--json",
+                                  "--cache-dir", str(work / "cache")]) == 0
+        accs.append(json.loads(capsys.readouterr().out)["accuracy"])
+    assert accs[0] == accs[1] == pytest.approx(full["test_acc"], abs=1e-6)
+    rc = train_cli.main(base_args(work, dataset, "--epochs", "1", "--ema", "0.5", "--out", "slim", "--resume"))
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert rc == 2 and len(err) == 1 and "holds weights only" in err[0] and "cannot be resumed" in err[0], err
+
+
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun not installed")
 def test_ddp_two_cpu_processes(work, dataset):
