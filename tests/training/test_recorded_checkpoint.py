@@ -1,5 +1,5 @@
 """The committed checkpoint benchmarks/results/net_cifar10.pt is what the README's headline figure
-rests on: it must still load into the current models/net.py (an edit to the design without a new
+rests on: it must still load into the current bundled design (an edit to the design without a new
 run would silently orphan the figure), the README must quote the accuracy the checkpoint records,
 and, where the real data is present, it must classify real test images like a trained net."""
 from __future__ import annotations
@@ -28,7 +28,7 @@ def ck():
 
 
 def test_checkpoint_loads_into_the_current_net(ck, monkeypatch):
-    assert ck["model_spec"] == "models/net.py:Net"
+    assert ck["model_spec"].startswith("models/")      # a bundled design, loaded from this checkout
     monkeypatch.chdir(ROOT)
     model = load_models(ck["model_spec"], meta=False)[0][1]
     checkpoint.load_model_state(model, ck["model"], CKPT)   # raises on any missing/extra key or shape
