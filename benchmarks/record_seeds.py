@@ -28,9 +28,14 @@ def seeds_record(names: list[str], results: Path = RESULTS, root: Path = ROOT) -
         for f in ("summary.json", "evaluate.json"):
             if not (folder / f).is_file():
                 raise ValueError(f"{folder / f} not found: record the run with --checkpoint and --verify-data")
-        summary = json.loads((folder / "summary.json").read_text())
-        check = json.loads((folder / "evaluate.json").read_text())
-        ckpt = (root / check["checkpoint"]).resolve()
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+            check = json.loads((folder / "evaluate.json").read_text())
+            ckpt = (root / check["checkpoint"]).resolve()
+            summary["seed"], check["accuracy"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{name}: summary.json or evaluate.json is not a recorded run's ({type(e).__name__}: "
+                             f"{e})") from None
         if results.resolve() not in ckpt.parents:
             raise ValueError(f"{name}: evaluate.json checked {check['checkpoint']}, not a checkpoint under "
                              f"benchmarks/results/ (record with --checkpoint)")
@@ -47,7 +52,7 @@ def seeds_record(names: list[str], results: Path = RESULTS, root: Path = ROOT) -
     if len({r["seed"] for r in runs}) != len(runs):
         raise ValueError(f"repeated seed in {[r['seed'] for r in runs]}")
     accs = [r["final_acc"] for r in runs]
-    return {"recipe": recipe(summary)[-1], "runs": sorted(runs, key=lambda r: r["seed"]),
+    return {"recipe": next(iter(recipes))[-1], "runs": sorted(runs, key=lambda r: r["seed"]),
             "mean": round(statistics.mean(accs), 3), "sd": round(statistics.stdev(accs), 3) if len(accs) > 1 else None,
             "min": min(accs)}
 

@@ -34,6 +34,14 @@ def main(argv=None) -> int:
         if not need.is_file():
             print(f"error: {need} not found: RUN must be a finished training.train run folder", file=sys.stderr)
             return 2
+    if args.checkpoint:  # read (torch) and checked before anything is written
+        from training import checkpoint
+
+        try:
+            ck = checkpoint.load(run / "last.pt")
+        except checkpoint.CheckpointError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     summary = json.loads((run / "summary.json").read_text())
     dest = RESULTS / args.name
     dest.mkdir(parents=True, exist_ok=True)
@@ -46,9 +54,7 @@ def main(argv=None) -> int:
     if (run.parent / f"{run.name}.log").exists():
         shutil.copy2(run.parent / f"{run.name}.log", dest / "stdout.log")
     if args.checkpoint:
-        from training import checkpoint  # torch: only when a checkpoint is written
-
-        checkpoint.save(RESULTS / args.checkpoint, checkpoint.weights_only(checkpoint.load(run / "last.pt")))
+        checkpoint.save(RESULTS / args.checkpoint, checkpoint.weights_only(ck))
     if args.verify_data:
         # The copied checkpoint when there is one, else the run's own last.pt: either way the
         # figure in the table is re-derived from the weights, not only read from the log.

@@ -99,3 +99,10 @@ def test_seeds_json_refuses(tmp_path, seeds, case, why):
     _recorded(tmp_path, "b", 0 if case == "seed" else 1, 89.0, cmd, size=1_000_001 if case == "big" else 10, **extra)
     with pytest.raises(ValueError, match=why):
         seeds.seeds_record(["a", "b"], tmp_path / "benchmarks" / "results", tmp_path)
+
+
+def test_seeds_json_names_a_broken_record(tmp_path, seeds):
+    _recorded(tmp_path, "a", 0, 89.0, CMD.format(s=0))
+    (tmp_path / "benchmarks" / "results" / "a" / "evaluate.json").write_text("{not json")
+    with pytest.raises(ValueError, match="a: summary.json or evaluate.json is not a recorded run's"):
+        seeds.seeds_record(["a"], tmp_path / "benchmarks" / "results", tmp_path)
