@@ -2,7 +2,8 @@
 (models/net.py:Net stays as it is, so Net's recorded checkpoint, benchmarks/results/net_cifar10.pt
 up to commit 81628b1, still loads into it exactly).  The same convs, parameters (98,090), module
 names and indices, so a Net checkpoint's weights load into NetV2 too (a different function,
-though: a starting point, not the same net).  Its RF, derived by hand, is in the class docstring: 67, as Net's.
+though: a starting point, not the same net).  Its RF, derived by hand, is in the class docstring:
+67, as Net's.
 
 Check it:  rfcheck models/net_v2.py
 """

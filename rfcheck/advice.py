@@ -36,9 +36,9 @@ class AdviceContext:
     spatial convs, and :meth:`search`, which analyses candidate changes within the budget."""
 
     def __init__(self, model: nn.Module, report: Report, limits: dict[str, Any],
-                 analyze_kwargs: Optional[dict[str, Any]] = None, budget_s: float = BUDGET_S):
+                 analyze_kwargs: Optional[dict[str, Any]] = None, budget_s: Optional[float] = None):
         from .metacopy import meta_copy
-        self.deadline = time.monotonic() + budget_s  # (the copy counts: deepcopy of maxvit_t takes 0.27 s)
+        self.deadline = time.monotonic() + (BUDGET_S if budget_s is None else budget_s)  # (the copy counts: deepcopy of maxvit_t takes 0.27 s)
         self.model = meta_copy(model)
         self.report, self.limits = report, {k: v for k, v in limits.items() if k in RULES}
         self.analyze_kwargs = analyze_kwargs or {"input_size": tuple(report.input_size)}
@@ -183,11 +183,13 @@ class AdviceContext:
 
 
 def suggest(model: nn.Module, report: Report, rules: dict[str, Any], *,
-            analyze_kwargs: Optional[dict[str, Any]] = None, budget_s: float = BUDGET_S) -> dict[str, list[Suggestion]]:
+            analyze_kwargs: Optional[dict[str, Any]] = None,
+            budget_s: Optional[float] = None) -> dict[str, list[Suggestion]]:
     """Checked suggestions for each rule of ``rules`` (parsed limits) that ``report`` fails.
     ``analyze_kwargs`` are how the report was made (input size or inputs, rf_at, op rules), so
     each changed copy is analysed the same way.  Nothing is changed: not the model, not the
     report, not any result."""
+    budget_s = BUDGET_S if budget_s is None else budget_s   # read per call, so it can be changed
     ctx: Optional[AdviceContext] = None
     out: dict[str, list[Suggestion]] = {}
     for r in run_checks(report, rules):
